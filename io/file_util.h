@@ -1,0 +1,23 @@
+// Small POSIX file helpers shared by the writers: whole writes, temporary names beside a
+// target, and in-kernel copies.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace modelpress {
+
+// A hidden temporary name in the same folder as `target`, so a rename onto it is atomic.
+std::string temporary_path_for(const std::string& target);
+// Writes all n bytes at the current position (or at `offset` for the positional form);
+// throws Error naming `path`.
+void write_all(int fd, const void* data, size_t n, const std::string& path);
+void pwrite_all(int fd, const void* data, size_t n, uint64_t offset, const std::string& path);
+// Copies n bytes from `in` at in_offset to the end of `out`, in the kernel where it can.
+void copy_range(int in, uint64_t in_offset, int out, uint64_t n, const std::string& path);
+// rename(2) with an Error naming both paths.
+void rename_file(const std::string& from, const std::string& to);
+// Writes `text` to `path` through a temporary file and a rename: never half-written.
+void write_text_file(const std::string& path, const std::string& text);
+
+}  // namespace modelpress
