@@ -162,7 +162,9 @@ Tensor SafetensorsFile::read(const SafetensorsEntry& e) const {
   const size_t offset = data_start() + e.begin;
   const size_t size = e.end - e.begin;
   file_->will_need(offset, size);
-  auto lease = std::make_shared<PageLease>(PageLease{file_, offset, size});
+  // Constructed in place: a temporary PageLease (make_shared copies it) would release the
+  // pages as soon as it died, right after the will_need hint.
+  std::shared_ptr<const void> lease(new PageLease{file_, offset, size});
   return Tensor::view(e.dtype, e.shape, file_->data() + offset, std::move(lease));
 }
 

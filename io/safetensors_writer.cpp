@@ -49,13 +49,14 @@ void SafetensorsWriter::append(const std::string& name, DType dtype, const Shape
                                std::span<const std::byte> bytes) {
   if (fd_ < 0) throw Error(path_ + ": append after finish");
   if (name == "__metadata__") fail_file(path_, "'__metadata__' is reserved and cannot name a tensor");
-  if (!names_.insert(name).second) fail_file(path_, "tensor '" + name + "' appended twice");
+  if (names_.count(name)) fail_file(path_, "tensor '" + name + "' appended twice");
   const uint64_t need = static_cast<uint64_t>(shape_numel(shape)) * dtype_size(dtype);
   if (need != bytes.size())
     fail_file(path_, "tensor '" + name + "': " + std::to_string(bytes.size()) + " bytes for shape " +
                          shape_to_string(shape) + " of " + std::string(dtype_name(dtype)) + " (needs " +
                          std::to_string(need) + ")");
   pwrite_all(fd_, bytes.data(), bytes.size(), reserved_ + data_bytes_, path_);
+  names_.insert(name);  // only once the tensor is in: a failed append claims no name
   header_[name] = {{"dtype", dtype_name(dtype)},
                    {"shape", shape},
                    {"data_offsets", {data_bytes_, data_bytes_ + bytes.size()}}};
@@ -133,6 +134,8 @@ void ShardedSafetensorsWriter::append(const std::string& name, const Tensor& ten
 void ShardedSafetensorsWriter::append(const std::string& name, DType dtype, const Shape& shape,
                                       std::span<const std::byte> bytes) {
   if (finished_) throw Error(dir_ + ": append after finish");
+  // Before any shard is closed or started: a rejected name must leave no empty shard behind.
+  if (names_.count(name)) fail_file(dir_, "tensor '" + name + "' appended twice");
   if (current_ && max_shard_bytes_ > 0 && current_->tensor_count() > 0 &&
       current_->data_bytes() + bytes.size() > max_shard_bytes_)
     close_current();
@@ -140,8 +143,8 @@ void ShardedSafetensorsWriter::append(const std::string& name, DType dtype, cons
     const std::string placeholder = (std::filesystem::path(dir_) / "model.safetensors").string();
     current_ = std::make_unique<SafetensorsWriter>(placeholder, metadata_, expected_tensors_);
   }
-  if (!names_.insert(name).second) fail_file(dir_, "tensor '" + name + "' appended twice");
   current_->append(name, dtype, shape, bytes);
+  names_.insert(name);
   current_names_.push_back(name);
   total_bytes_ += bytes.size();
 }
@@ -157,6 +160,8 @@ void ShardedSafetensorsWriter::close_current() {
 
 std::vector<std::string> ShardedSafetensorsWriter::finish() {
   if (finished_) throw Error(dir_ + ": finish called twice");
+  // A shard opened by an append that then failed holds nothing: no empty trailing shard.
+  if (current_ && current_->tensor_count() == 0 && !done_.empty()) current_.reset();
   if (current_ || done_.empty()) {
     if (!current_) {
       const std::string placeholder = (std::filesystem::path(dir_) / "model.safetensors").string();

@@ -1,0 +1,13 @@
+// Each subcommand lives in its own file and registers itself on the app (the micromamba
+// `set_install_command(CLI::App*)` pattern). The callbacks throw modelpress::Error for
+// anything the user can fix; main() prints it as one line and exits 1.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace modelpress::cli {
+
+void set_inspect_command(CLI::App& app);
+void set_convert_command(CLI::App& app);
+void set_synth_command(CLI::App& app);
+
+}  // namespace modelpress::cli

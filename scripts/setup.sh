@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what modelpress needs on a fresh Debian machine: the compiler toolchain and the
+# libraries (Debian packages), and the Python packages the interop tests use. Installs only
+# what is missing, so it is cheap to run every time.
+set -euo pipefail
+
+apt_packages=(g++ cmake ninja-build pkg-config libeigen3-dev libcli11-dev libgtest-dev libgmock-dev
+              nlohmann-json3-dev libonnx-dev libprotobuf-dev protobuf-compiler time)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python: the interop tests load modelpress's output with the real `safetensors` package.
+python=${PYTHON:-python3}
+if ! "$python" -c "import numpy, safetensors, pytest" 2>/dev/null; then
+  echo "setup: installing Python packages: numpy safetensors pytest"
+  "$python" -m pip install -q --disable-pip-version-check numpy safetensors pytest
+fi
