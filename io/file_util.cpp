@@ -49,24 +49,28 @@ void pwrite_all(int fd, const void* data, size_t n, uint64_t offset, const std::
   }
 }
 
-void copy_range(int in, uint64_t in_offset, int out, uint64_t n, const std::string& path) {
-  auto off = static_cast<off_t>(in_offset);
+void copy_range(int in, uint64_t in_offset, int out, uint64_t out_offset, uint64_t n, const std::string& path) {
+  auto in_off = static_cast<off_t>(in_offset);
+  auto out_off = static_cast<off_t>(out_offset);
   while (n > 0) {
-    const ssize_t c = ::copy_file_range(in, &off, out, nullptr, n, 0);
+    const ssize_t c = ::copy_file_range(in, &in_off, out, &out_off, n, 0);
     if (c > 0) {
       n -= static_cast<uint64_t>(c);
       continue;
     }
     if (c < 0 && errno == EINTR) continue;
     if (c == 0) fail_file(path, "copy ended early: source is shorter than expected");
+    if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP && errno != EINVAL)
+      fail_file(path, std::string("copy failed: ") + std::strerror(errno));
     // Filesystems without copy_file_range: plain reads and writes.
     std::vector<char> buf(1 << 20);
     while (n > 0) {
-      const ssize_t r = ::pread(in, buf.data(), std::min<uint64_t>(n, buf.size()), off);
+      const ssize_t r = ::pread(in, buf.data(), std::min<uint64_t>(n, buf.size()), in_off);
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0) fail_file(path, std::string("read failed while copying: ") + std::strerror(errno));
-      write_all(out, buf.data(), static_cast<size_t>(r), path);
-      off += r;
+      pwrite_all(out, buf.data(), static_cast<size_t>(r), static_cast<uint64_t>(out_off), path);
+      in_off += r;
+      out_off += r;
       n -= static_cast<uint64_t>(r);
     }
   }

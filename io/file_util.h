@@ -13,8 +13,9 @@ std::string temporary_path_for(const std::string& target);
 // throws Error naming `path`.
 void write_all(int fd, const void* data, size_t n, const std::string& path);
 void pwrite_all(int fd, const void* data, size_t n, uint64_t offset, const std::string& path);
-// Copies n bytes from `in` at in_offset to the end of `out`, in the kernel where it can.
-void copy_range(int in, uint64_t in_offset, int out, uint64_t n, const std::string& path);
+// Copies n bytes from `in` at in_offset to `out` at out_offset, in the kernel where the
+// filesystem allows (copy_file_range), else through a buffer.
+void copy_range(int in, uint64_t in_offset, int out, uint64_t out_offset, uint64_t n, const std::string& path);
 // rename(2) with an Error naming both paths.
 void rename_file(const std::string& from, const std::string& to);
 // Writes `text` to `path` through a temporary file and a rename: never half-written.

@@ -125,6 +125,7 @@ uint8_t f32_to_f8_e5m2(float x) { return static_cast<uint8_t>(E5M2::encode(x)); 
 float f8_e5m2_to_f32(uint8_t v) { return E5M2::decode(v); }
 
 void convert_to_f32(DType type, const void* src, float* dst, size_t n) {
+  if (n == 0) return;  // src/dst may be null then (empty tensors); memcpy must not see null
   switch (type) {
     case DType::F32: std::memcpy(dst, src, n * sizeof(float)); return;
     case DType::F64: widen<double>(src, dst, n); return;
@@ -154,7 +155,7 @@ void convert_to_f32(DType type, const void* src, float* dst, size_t n) {
 
 void convert_from_f32(DType type, const float* src, void* dst, size_t n) {
   switch (type) {
-    case DType::F32: std::memcpy(dst, src, n * sizeof(float)); return;
+    case DType::F32: if (n) std::memcpy(dst, src, n * sizeof(float)); return;
     case DType::F64: {
       auto* d = static_cast<std::byte*>(dst);
       for (size_t i = 0; i < n; ++i) {

@@ -81,7 +81,7 @@ class Reader {
     if (bytes <= size_ - pos_) return;
     if (bytes > size_)
       fail(at, std::string(noun) + " " + std::to_string(count) + " is larger than the file (" +
-                   std::to_string(size_) + " bytes)");
+                   std::to_string(size_) + " bytes): corrupt or truncated");
     need(bytes, what);
   }
 
@@ -272,17 +272,26 @@ GgufFile GgufFile::open(const std::string& path) {
   if (!by_offset.empty() && f.data_start_ > size)
     fail_file(path, "truncated at byte " + std::to_string(size) + ": the data section starts at byte " +
                         std::to_string(f.data_start_));
+  uint64_t packed_end = 0;  // where the next tensor would start if the tensors were packed
   for (const GgufTensorInfo* t : by_offset) {
     const std::string where = "tensor '" + t->name + "' (" + ggml_type_name(t->type) + ", " +
                               std::to_string(t->nbytes) + " bytes)";
-    if (t->offset > size - f.data_start_)
+    if (t->offset > size - f.data_start_) {
+      // Writers pack tensors back to back, so one that starts right after its predecessor
+      // was lost to a cut; one after a gap has a bad offset.
+      if (t->offset <= packed_end)
+        fail_file(path, "truncated at byte " + std::to_string(size) + ": " + where + " starts at file offset " +
+                            std::to_string(f.data_start_ + t->offset));
       fail_file(path, where + ": offset " + std::to_string(t->offset) + " (file offset " +
                           std::to_string(f.data_start_ + t->offset) + ") is past the end of the file (" +
                           std::to_string(size) + " bytes)");
+    }
     const uint64_t begin = f.data_start_ + t->offset;  // <= size, so no overflow
     if (t->nbytes > size - begin)
       fail_file(path, "truncated at byte " + std::to_string(size) + ": " + where +
                           " needs its bytes from file offset " + std::to_string(begin));
+    const uint64_t end = t->offset + t->nbytes;  // inside the file, so no overflow
+    packed_end = std::max(packed_end, (end + f.alignment_ - 1) / f.alignment_ * f.alignment_);
   }
 
   // No two tensors may share bytes; empty tensors occupy nothing.

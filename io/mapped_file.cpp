@@ -45,12 +45,12 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
     }
     data = static_cast<const std::byte*>(p);
   }
-  ::close(fd);  // the mapping keeps the file alive
-  return std::shared_ptr<MappedFile>(new MappedFile(path, data, size));
+  return std::shared_ptr<MappedFile>(new MappedFile(path, fd, data, size));
 }
 
 MappedFile::~MappedFile() {
   if (data_) munmap(const_cast<std::byte*>(data_), size_);
+  ::close(fd_);
 }
 
 void MappedFile::will_need(size_t offset, size_t n) const {

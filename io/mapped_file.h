@@ -19,6 +19,8 @@ class MappedFile {
   const std::byte* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // The open descriptor, for in-kernel copies (copy_file_range) out of this file.
+  int fd() const { return fd_; }
 
   // Hints that [offset, offset + n) will be read soon, front to back.
   void will_need(size_t offset, size_t n) const;
@@ -27,9 +29,10 @@ class MappedFile {
   void release(size_t offset, size_t n) const;
 
  private:
-  MappedFile(std::string path, const std::byte* data, size_t size)
-      : path_(std::move(path)), data_(data), size_(size) {}
+  MappedFile(std::string path, int fd, const std::byte* data, size_t size)
+      : path_(std::move(path)), fd_(fd), data_(data), size_(size) {}
   std::string path_;
+  int fd_;
   const std::byte* data_;
   size_t size_;
 };

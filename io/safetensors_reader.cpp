@@ -161,11 +161,12 @@ const SafetensorsEntry* SafetensorsFile::find(std::string_view name) const {
 Tensor SafetensorsFile::read(const SafetensorsEntry& e) const {
   const size_t offset = data_start() + e.begin;
   const size_t size = e.end - e.begin;
-  file_->will_need(offset, size);
+  // No readahead hint here: many views are never touched (the writer copies them in the
+  // kernel), and the kernel's fault-around serves the ones that are.
   // Constructed in place: a temporary PageLease (make_shared copies it) would release the
-  // pages as soon as it died, right after the will_need hint.
+  // pages as soon as it died.
   std::shared_ptr<const void> lease(new PageLease{file_, offset, size});
-  return Tensor::view(e.dtype, e.shape, file_->data() + offset, std::move(lease));
+  return Tensor::file_view(e.dtype, e.shape, file_->data() + offset, std::move(lease), FileSpan{file_.get(), offset});
 }
 
 Tensor SafetensorsFile::read(std::string_view name) const {

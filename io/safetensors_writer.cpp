@@ -10,6 +10,7 @@
 
 #include "io/error.h"
 #include "io/file_util.h"
+#include "io/mapped_file.h"
 
 namespace modelpress {
 namespace {
@@ -42,25 +43,40 @@ SafetensorsWriter::~SafetensorsWriter() {
 }
 
 void SafetensorsWriter::append(const std::string& name, const Tensor& tensor) {
-  append(name, tensor.dtype(), tensor.shape(), {tensor.data(), tensor.nbytes()});
+  const auto& span = tensor.file_span();
+  if (!span) {
+    append(name, tensor.dtype(), tensor.shape(), {tensor.data(), tensor.nbytes()});
+    return;
+  }
+  // Bytes that lie unchanged in a file: copy them in the kernel, as cp does.
+  check_entry(name, tensor.dtype(), tensor.shape(), tensor.nbytes());
+  copy_range(span->file->fd(), span->offset, fd_, reserved_ + data_bytes_, tensor.nbytes(), path_);
+  add_entry(name, tensor.dtype(), tensor.shape(), tensor.nbytes());
 }
 
 void SafetensorsWriter::append(const std::string& name, DType dtype, const Shape& shape,
                                std::span<const std::byte> bytes) {
+  check_entry(name, dtype, shape, bytes.size());
+  pwrite_all(fd_, bytes.data(), bytes.size(), reserved_ + data_bytes_, path_);
+  add_entry(name, dtype, shape, bytes.size());
+}
+
+void SafetensorsWriter::check_entry(const std::string& name, DType dtype, const Shape& shape, uint64_t nbytes) const {
   if (fd_ < 0) throw Error(path_ + ": append after finish");
   if (name == "__metadata__") fail_file(path_, "'__metadata__' is reserved and cannot name a tensor");
   if (names_.count(name)) fail_file(path_, "tensor '" + name + "' appended twice");
   const uint64_t need = static_cast<uint64_t>(shape_numel(shape)) * dtype_size(dtype);
-  if (need != bytes.size())
-    fail_file(path_, "tensor '" + name + "': " + std::to_string(bytes.size()) + " bytes for shape " +
+  if (need != nbytes)
+    fail_file(path_, "tensor '" + name + "': " + std::to_string(nbytes) + " bytes for shape " +
                          shape_to_string(shape) + " of " + std::string(dtype_name(dtype)) + " (needs " +
                          std::to_string(need) + ")");
-  pwrite_all(fd_, bytes.data(), bytes.size(), reserved_ + data_bytes_, path_);
-  names_.insert(name);  // only once the tensor is in: a failed append claims no name
-  header_[name] = {{"dtype", dtype_name(dtype)},
-                   {"shape", shape},
-                   {"data_offsets", {data_bytes_, data_bytes_ + bytes.size()}}};
-  data_bytes_ += bytes.size();
+}
+
+// Called once the bytes are written: a failed append claims no name and no space.
+void SafetensorsWriter::add_entry(const std::string& name, DType dtype, const Shape& shape, uint64_t nbytes) {
+  names_.insert(name);
+  header_[name] = {{"dtype", dtype_name(dtype)}, {"shape", shape}, {"data_offsets", {data_bytes_, data_bytes_ + nbytes}}};
+  data_bytes_ += nbytes;
   ++count_;
 }
 
@@ -90,7 +106,7 @@ void SafetensorsWriter::finish(const std::string& final_path) {
       const int in = ::open(tmp_path_.c_str(), O_RDONLY | O_CLOEXEC);
       if (in < 0) fail_file(path_, std::string("cannot reopen temporary file: ") + std::strerror(errno));
       try {
-        copy_range(in, reserved_, out, data_bytes_, path_);
+        copy_range(in, reserved_, out, 8 + text.size(), data_bytes_, path_);
       } catch (...) {
         ::close(in);
         throw;
@@ -128,25 +144,34 @@ ShardedSafetensorsWriter::~ShardedSafetensorsWriter() {
 }
 
 void ShardedSafetensorsWriter::append(const std::string& name, const Tensor& tensor) {
-  append(name, tensor.dtype(), tensor.shape(), {tensor.data(), tensor.nbytes()});
+  shard_for(name, tensor.nbytes()).append(name, tensor);
+  added(name, tensor.nbytes());
 }
 
 void ShardedSafetensorsWriter::append(const std::string& name, DType dtype, const Shape& shape,
                                       std::span<const std::byte> bytes) {
+  shard_for(name, bytes.size()).append(name, dtype, shape, bytes);
+  added(name, bytes.size());
+}
+
+SafetensorsWriter& ShardedSafetensorsWriter::shard_for(const std::string& name, uint64_t nbytes) {
   if (finished_) throw Error(dir_ + ": append after finish");
   // Before any shard is closed or started: a rejected name must leave no empty shard behind.
   if (names_.count(name)) fail_file(dir_, "tensor '" + name + "' appended twice");
   if (current_ && max_shard_bytes_ > 0 && current_->tensor_count() > 0 &&
-      current_->data_bytes() + bytes.size() > max_shard_bytes_)
+      current_->data_bytes() + nbytes > max_shard_bytes_)
     close_current();
   if (!current_) {
     const std::string placeholder = (std::filesystem::path(dir_) / "model.safetensors").string();
     current_ = std::make_unique<SafetensorsWriter>(placeholder, metadata_, expected_tensors_);
   }
-  current_->append(name, dtype, shape, bytes);
+  return *current_;
+}
+
+void ShardedSafetensorsWriter::added(const std::string& name, uint64_t nbytes) {
   names_.insert(name);
   current_names_.push_back(name);
-  total_bytes_ += bytes.size();
+  total_bytes_ += nbytes;
 }
 
 void ShardedSafetensorsWriter::close_current() {

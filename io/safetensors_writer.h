@@ -31,6 +31,7 @@ class SafetensorsWriter {
   SafetensorsWriter(const SafetensorsWriter&) = delete;
   SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
 
+  // A view straight out of a file (Tensor::file_span) is copied in the kernel.
   void append(const std::string& name, const Tensor& tensor);
   void append(const std::string& name, DType dtype, const Shape& shape, std::span<const std::byte> bytes);
 
@@ -43,6 +44,9 @@ class SafetensorsWriter {
   void finish(const std::string& final_path);
 
  private:
+  void check_entry(const std::string& name, DType dtype, const Shape& shape, uint64_t nbytes) const;
+  void add_entry(const std::string& name, DType dtype, const Shape& shape, uint64_t nbytes);
+
   std::string path_;
   std::string tmp_path_;
   int fd_ = -1;
@@ -74,6 +78,8 @@ class ShardedSafetensorsWriter {
     std::string tmp;  // finished shard under a temporary name
     std::vector<std::string> names;
   };
+  SafetensorsWriter& shard_for(const std::string& name, uint64_t nbytes);  // opens or rolls over
+  void added(const std::string& name, uint64_t nbytes);                    // after a successful append
   void close_current();
 
   std::string dir_;

@@ -46,6 +46,13 @@ Tensor Tensor::view(DType dtype, Shape shape, const std::byte* data, std::shared
   return t;
 }
 
+Tensor Tensor::file_view(DType dtype, Shape shape, const std::byte* data, std::shared_ptr<const void> owner,
+                         FileSpan span) {
+  Tensor t = view(dtype, std::move(shape), data, std::move(owner));
+  t.file_span_ = span;
+  return t;
+}
+
 Tensor Tensor::from_f32(std::span<const float> values, DType dtype, Shape shape) {
   Tensor t = zeros(dtype, std::move(shape));
   if (static_cast<int64_t>(values.size()) != t.numel())

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -13,6 +14,15 @@
 #include "io/dtype.h"
 
 namespace modelpress {
+
+class MappedFile;
+
+// Where a view's bytes lie in a file, so a writer can copy them in the kernel
+// (copy_file_range) instead of through user space.
+struct FileSpan {
+  const MappedFile* file;
+  uint64_t offset;
+};
 
 using Shape = std::vector<int64_t>;
 
@@ -29,6 +39,9 @@ class Tensor {
   // A view of `nbytes` bytes at `data`, kept valid by `owner` (for example the mapped
   // file, or a lease that releases the pages when the last view dies).
   static Tensor view(DType dtype, Shape shape, const std::byte* data, std::shared_ptr<const void> owner);
+  // The same, for bytes that lie unchanged at `span` in a mapped file kept alive by `owner`.
+  static Tensor file_view(DType dtype, Shape shape, const std::byte* data, std::shared_ptr<const void> owner,
+                          FileSpan span);
   // An owned tensor of `dtype` holding `values` converted from f32 (float dtypes only).
   static Tensor from_f32(std::span<const float> values, DType dtype, Shape shape);
 
@@ -38,6 +51,8 @@ class Tensor {
   size_t nbytes() const { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
   const std::byte* data() const { return data_; }
   bool is_view() const { return !writable_; }
+  // Set for views straight out of a file (see file_view).
+  const std::optional<FileSpan>& file_span() const { return file_span_; }
   // Bytes to fill in; throws Error for a read-only view.
   std::byte* mutable_data();
 
@@ -51,6 +66,7 @@ class Tensor {
   const std::byte* data_ = nullptr;
   bool writable_ = false;
   std::shared_ptr<const void> owner_;
+  std::optional<FileSpan> file_span_;
 };
 
 }  // namespace modelpress

@@ -631,6 +631,12 @@ TEST(FloatConvertBulk, ZeroElementsTouchesNothing) {
   const float one = 1.0f;
   convert_from_f32(DType::F16, &one, out, 0);
   EXPECT_EQ(out[0], std::byte{1});
+  // Empty tensors hand in null pointers; nothing may be dereferenced or passed to memcpy.
+  for (DType t : {DType::F32, DType::F64, DType::F16, DType::BF16, DType::F8_E4M3, DType::F8_E5M2, DType::I64,
+                  DType::U8, DType::BOOL})
+    convert_to_f32(t, nullptr, nullptr, 0);
+  for (DType t : {DType::F32, DType::F64, DType::F16, DType::BF16, DType::F8_E4M3, DType::F8_E5M2})
+    convert_from_f32(t, nullptr, nullptr, 0);
 }
 
 }  // namespace

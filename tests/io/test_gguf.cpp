@@ -278,6 +278,21 @@ TEST(GgufRead, NoTensorsNoKvs) {
   EXPECT_TRUE(f.metadata().empty());
 }
 
+TEST(GgufRead, EmptyTensor) {
+  TempDir dir;
+  GgufBuilder b;
+  b.tensor("empty", {0, 4}, gt::Q4_0, "");
+  b.tensor("w", {2}, gt::F32, f32_bytes({1, 2}));
+  const GgufFile f = GgufFile::open(write(dir, "e.gguf", b.build()));
+  const GgufTensorInfo* e = f.find("empty");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->nbytes, 0u);
+  EXPECT_EQ(f.raw(*e).size(), 0u);
+  const Tensor t = f.read_f32(*e);
+  EXPECT_EQ(t.shape(), (Shape{4, 0}));
+  EXPECT_EQ(t.numel(), 0);
+}
+
 TEST(GgufRead, QuantizedTensorThroughTheFile) {
   // Q8_0, ne = {64, 2}: two rows of two blocks. Block i has d = 0.5 and q[j] = j - 16 + i.
   std::string bytes;
@@ -616,6 +631,18 @@ TEST(GgufBad, TruncatedInsideData) {
   const size_t cut = bytes.size() - 10;
   expect_open_error(write(dir, "td.gguf", bytes.substr(0, cut)),
                     "truncated at byte " + std::to_string(cut) + ": tensor 'blk.0.ffn_up.weight'");
+}
+
+TEST(GgufBad, TruncatedInsidePaddingBetweenTensors) {
+  // The first tensor's 24 bytes are padded to 32; a cut in that padding loses the second
+  // tensor entirely, which must still read as truncation rather than a bad offset.
+  TempDir dir;
+  GgufBuilder b;
+  b.tensor("a", {6}, gt::F32, f32_bytes({1, 2, 3, 4, 5, 6}));
+  b.tensor("b", {8}, gt::F32, f32_bytes(std::vector<float>(8, 1.0f)));
+  const size_t cut = b.data_start() + 28;
+  expect_open_error(write(dir, "tp.gguf", b.build().substr(0, cut)),
+                    "truncated at byte " + std::to_string(cut) + ": tensor 'b'");
 }
 
 TEST(GgufBad, TruncatedAtEveryByteNeverCrashes) {

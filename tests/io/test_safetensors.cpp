@@ -358,6 +358,62 @@ TEST_F(SafetensorsRoundTrip, AppendTensorObjectsAndFinishUnderAnotherName) {
   EXPECT_EQ(bytes_of(f.read("bf")), bytes_of(bf));
 }
 
+TEST_F(SafetensorsRoundTrip, ViewsReadFromAFileWriteIntoANewFile) {
+  // Source tensors at odd offsets (a 3-byte tensor first), plus zero-size and rank-0 ones.
+  const std::vector<Spec> specs = {{"odd", DType::U8, {3}},         {"w", DType::F32, {64, 33}},
+                                   {"empty", DType::BF16, {0, 7}},  {"s", DType::F64, {}},
+                                   {"h", DType::F16, {5}},          {"last", DType::I8, {1}}};
+  {
+    SafetensorsWriter w(path("src.safetensors"), {{"format", "pt"}});
+    write_specs(w, specs);
+    w.finish();
+  }
+  const auto src = SafetensorsFile::open(path("src.safetensors"));
+  // In place (good estimate) and through the copy fallback (estimate too small, long names).
+  for (const size_t expected : {specs.size(), size_t{0}}) {
+    SCOPED_TRACE("expected_tensors = " + std::to_string(expected));
+    const std::string out = path("out" + std::to_string(expected) + ".safetensors");
+    {
+      SafetensorsWriter w(out, {}, expected);
+      for (const auto& e : src.entries()) {
+        const std::string name = expected ? e.name : e.name + std::string(60, '_');
+        w.append(name, src.read(e));
+      }
+      w.finish();
+    }
+    const auto f = SafetensorsFile::open(out);
+    expect_well_formed(f);
+    ASSERT_EQ(f.entries().size(), specs.size());
+    for (size_t i = 0; i < specs.size(); ++i) {
+      const std::string name = expected ? specs[i].name : specs[i].name + std::string(60, '_');
+      SCOPED_TRACE(name);
+      const Tensor t = f.read(name);
+      EXPECT_EQ(t.dtype(), specs[i].dtype);
+      EXPECT_EQ(t.shape(), specs[i].shape);
+      EXPECT_EQ(bytes_of(t), bytes_of(src.read(specs[i].name)));
+    }
+  }
+  // And through the sharded writer, splitting the views over several shards.
+  fs::create_directory(path("sharded"));
+  std::vector<std::string> written;
+  {
+    ShardedSafetensorsWriter w(path("sharded"), 64 * 33 * 4);
+    for (const auto& e : src.entries()) w.append(e.name, src.read(e));
+    written = w.finish();
+  }
+  ASSERT_GE(written.size(), 3u);
+  size_t seen = 0;
+  for (size_t i = 0; i + 1 < written.size(); ++i) {
+    const auto f = SafetensorsFile::open(path("sharded/" + written[i]));
+    expect_well_formed(f);
+    for (const auto& e : f.entries()) {
+      EXPECT_EQ(bytes_of(f.read(e)), bytes_of(src.read(e.name))) << e.name;
+      ++seen;
+    }
+  }
+  EXPECT_EQ(seen, specs.size());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writer behaviour
 // ---------------------------------------------------------------------------------------------
@@ -990,6 +1046,8 @@ TEST(SafetensorsTensor, ZerosFromF32AndToF32) {
   EXPECT_TRUE(Tensor::zeros(DType::F32, {0, 3}).to_f32().empty());
   EXPECT_TRUE(Tensor::zeros(DType::BF16, {0}).to_f32().empty());
   EXPECT_TRUE(Tensor().to_f32().empty());
+  EXPECT_EQ(Tensor::from_f32({}, DType::F32, {0}).nbytes(), 0u);
+  EXPECT_EQ(Tensor::from_f32({}, DType::F16, {2, 0}).numel(), 0);
 }
 
 }  // namespace
