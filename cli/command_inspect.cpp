@@ -84,7 +84,7 @@ void set_inspect_command(CLI::App& app) {
     const Checkpoint ck = Checkpoint::open(opts->path);
     const auto summary = summarize_checkpoint(ck, opts->path);
     if (opts->json)
-      std::cout << summary.dump(2) << "\n";
+      std::cout << summary.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
     else
       print_text(summary);
   });

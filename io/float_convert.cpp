@@ -1,6 +1,8 @@
 #include "io/float_convert.h"
 
 #include <bit>
+#include <cmath>
+#include <limits>
 #include <cstring>
 #include <string>
 
@@ -98,6 +100,25 @@ void widen(const void* src, float* dst, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(load<T>(s + i * sizeof(T)));
 }
 
+// f64 -> f32 rounds to nearest; values beyond f32's range become inf explicitly (the plain
+// conversion is undefined behaviour for them).
+void f64_to_f32(const void* src, float* dst, size_t n) {
+  const auto* s = static_cast<const std::byte*>(src);
+  for (size_t i = 0; i < n; ++i) {
+    const double v = load<double>(s + 8 * i);
+    const double limit = static_cast<double>(std::numeric_limits<float>::max());
+    if (v > limit || v < -limit) {
+      // Round to nearest: just above FLT_MAX still rounds down to it.
+      const float rounded = static_cast<float>(v > 0 ? limit : -limit);
+      const double half_ulp = std::ldexp(1.0, 127 - 24);
+      dst[i] = std::abs(v) < limit + half_ulp ? rounded : (v > 0 ? std::numeric_limits<float>::infinity()
+                                                                 : -std::numeric_limits<float>::infinity());
+    } else {
+      dst[i] = static_cast<float>(v);  // NaN and in-range values
+    }
+  }
+}
+
 template <typename Fmt, typename Bits>
 void narrow_to_f32(const void* src, float* dst, size_t n) {
   const auto* s = static_cast<const std::byte*>(src);
@@ -128,7 +149,7 @@ void convert_to_f32(DType type, const void* src, float* dst, size_t n) {
   if (n == 0) return;  // src/dst may be null then (empty tensors); memcpy must not see null
   switch (type) {
     case DType::F32: std::memcpy(dst, src, n * sizeof(float)); return;
-    case DType::F64: widen<double>(src, dst, n); return;
+    case DType::F64: f64_to_f32(src, dst, n); return;
     case DType::F16: narrow_to_f32<F16, uint16_t>(src, dst, n); return;
     case DType::BF16: {
       const auto* s = static_cast<const std::byte*>(src);

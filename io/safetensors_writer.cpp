@@ -127,7 +127,12 @@ void SafetensorsWriter::finish(const std::string& final_path) {
     fail_file(path_, std::string("close failed: ") + std::strerror(errno));
   }
   fd_ = -1;
-  rename_file(tmp_path_, final_path);
+  try {
+    rename_file(tmp_path_, final_path);
+  } catch (...) {
+    ::unlink(tmp_path_.c_str());
+    throw;
+  }
 }
 
 ShardedSafetensorsWriter::ShardedSafetensorsWriter(std::string dir, uint64_t max_shard_bytes,

@@ -18,9 +18,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Python: the interop tests load modelpress's output with the real `safetensors` package.
+# Python: the interop tests check modelpress against the real `safetensors` and `gguf`
+# packages.
 python=${PYTHON:-python3}
-if ! "$python" -c "import numpy, safetensors, pytest" 2>/dev/null; then
-  echo "setup: installing Python packages: numpy safetensors pytest"
-  "$python" -m pip install -q --disable-pip-version-check numpy safetensors pytest
+if ! "$python" -c "import numpy, safetensors, pytest, gguf" 2>/dev/null; then
+  echo "setup: installing Python packages: numpy safetensors pytest gguf"
+  "$python" -m pip install -q --disable-pip-version-check numpy safetensors pytest gguf
 fi

@@ -555,6 +555,11 @@ TEST(FloatConvertBulk, ToF32FromUnalignedFloatBuffers) {
   const std::vector<float> f32 = {1.0f, -2.0f, 0.5f, -0.0f, 3.25f};
   expect_bulk_to_f32<float>(DType::F32, f32, f32);
   expect_bulk_to_f32<double>(DType::F64, {1.0, -2.5, 1e-300, 0.1}, {1.0f, -2.5f, 0.0f, 0.1f});
+  // Beyond f32's range: round to nearest, so just past FLT_MAX stays FLT_MAX and the
+  // halfway point (FLT_MAX + half an ulp, 2^128 - 2^103) and beyond become inf.
+  const double flt_max = 3.4028234663852886e38, half_ulp = std::ldexp(1.0, 103);
+  expect_bulk_to_f32<double>(DType::F64, {flt_max + half_ulp / 2, flt_max + half_ulp, -1e300, 1e39},
+                             {3.4028234663852886e38f, kInf, -kInf, kInf});
   expect_bulk_to_f32<uint16_t>(DType::F16, {0x3c00, 0xc000, 0x0001, 0x7bff, 0x8000},
                                {1.0f, -2.0f, p2(-24), 65504.0f, -0.0f});
   expect_bulk_to_f32<uint16_t>(DType::BF16, {0x3f80, 0xc000, 0x0001, 0x7f80}, {1.0f, -2.0f, p2(-133), kInf});
