@@ -112,46 +112,39 @@ TEST(Checkpoint, ShardedMatchesSingleFile) {
   EXPECT_EQ(Checkpoint::open(dir / "sharded/model.safetensors.index.json").tensors().size(), a.tensors().size());
 }
 
-nlohmann::json index_of(const std::string& path) { return nlohmann::json::parse(read_file(path)); }
-
-TEST(Checkpoint, IndexNamingMissingShardIsAnError) {
-  TempDir dir;
+// Writes a sharded tiny checkpoint into dir/m, lets `edit` change its index, and returns
+// the error opening it gives.
+template <typename Edit>
+std::string error_after_editing_index(const TempDir& dir, Edit edit) {
   SyntheticOptions o = tiny();
   o.max_shard_bytes = 20'000;
   write_synthetic_checkpoint(dir / "m", o);
   const std::string index = dir / "m/model.safetensors.index.json";
-  auto j = index_of(index);
-  j["weight_map"]["lm_head.weight"] = "model-00099-of-00099.safetensors";
+  auto j = nlohmann::json::parse(read_file(index));
+  edit(j["weight_map"]);
   write_file(index, j.dump());
-  const std::string msg = error_of([&] { Checkpoint::open(dir / "m"); });
-  EXPECT_NE(msg.find(index), std::string::npos) << msg;
+  return error_of([&] { Checkpoint::open(dir / "m"); });
+}
+
+TEST(Checkpoint, IndexNamingMissingShardIsAnError) {
+  TempDir dir;
+  const std::string msg = error_after_editing_index(dir, [](auto& map) {
+    map["lm_head.weight"] = "model-00099-of-00099.safetensors";
+  });
+  EXPECT_NE(msg.find(dir / "m/model.safetensors.index.json"), std::string::npos) << msg;
   EXPECT_NE(msg.find("model-00099-of-00099.safetensors', which does not exist"), std::string::npos) << msg;
 }
 
 TEST(Checkpoint, IndexNamingTensorNotInItsShardIsAnError) {
   TempDir dir;
-  SyntheticOptions o = tiny();
-  o.max_shard_bytes = 20'000;
-  write_synthetic_checkpoint(dir / "m", o);
-  const std::string index = dir / "m/model.safetensors.index.json";
-  auto j = index_of(index);
-  j["weight_map"]["no.such.tensor"] = j["weight_map"]["lm_head.weight"];
-  write_file(index, j.dump());
-  const std::string msg = error_of([&] { Checkpoint::open(dir / "m"); });
+  const std::string msg = error_after_editing_index(dir, [](auto& map) { map["no.such.tensor"] = map["lm_head.weight"]; });
   EXPECT_NE(msg.find("'no.such.tensor'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("which has no such tensor"), std::string::npos) << msg;
 }
 
 TEST(Checkpoint, ShardHoldingUnlistedTensorIsAnError) {
   TempDir dir;
-  SyntheticOptions o = tiny();
-  o.max_shard_bytes = 20'000;
-  write_synthetic_checkpoint(dir / "m", o);
-  const std::string index = dir / "m/model.safetensors.index.json";
-  auto j = index_of(index);
-  j["weight_map"].erase("model.norm.weight");
-  write_file(index, j.dump());
-  const std::string msg = error_of([&] { Checkpoint::open(dir / "m"); });
+  const std::string msg = error_after_editing_index(dir, [](auto& map) { map.erase("model.norm.weight"); });
   EXPECT_NE(msg.find("'model.norm.weight', which weight_map does not list"), std::string::npos) << msg;
 }
 
