@@ -1,0 +1,80 @@
+// A packed linear layer with its own storage, the pass functions that produce one from a
+// weight, and its encoding into (and decoding from) checkpoint tensors. The kernels see a
+// layer through view(), a kernels::PackedLinear pointing into this storage.
+//
+// Encodings (each method owns its checkpoint naming):
+//   bitsandbytes LLM.int8:  <p>.weight int8 (N, K), <p>.SCB f32 (N) = row absmax,
+//                           <p>.weight_format u8 scalar 0, <p>.bias unchanged
+//   compressed-tensors W8A8 (int-quantized): <p>.weight int8 (N, K), <p>.weight_scale (N, 1)
+//   compressed-tensors W4A16 (pack-quantized): <p>.weight_packed int32 (N, K/8),
+//                           <p>.weight_scale (N, K/G), <p>.weight_shape int64 [N, K],
+//                           <p>.weight_zero_point (asymmetric only)
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "io/tensor.h"
+#include "kernels/packed_linear.h"
+
+namespace modelpress {
+class Checkpoint;
+}
+
+namespace modelpress::quant {
+
+struct PackedLayer {
+  std::string name;  // module prefix: "model.layers.0.mlp.up_proj"
+  kernels::LinearFormat format = kernels::LinearFormat::DenseF32;
+  int64_t n = 0, k = 0;
+  std::vector<float> dense;     // DenseF32
+  std::vector<int8_t> q8;       // W8A8, LlmInt8: (N, K)
+  std::vector<float> scale8;    // (N): w ~= q * scale
+  std::vector<uint8_t> packed4; // W4A16: (N, K/2), low nibble first
+  std::vector<float> scales4;   // (N, K/group)
+  std::vector<uint8_t> zeros4;  // (N, K/group), empty when symmetric
+  int64_t group = 0;
+  float threshold = 6.0f;       // LlmInt8
+  std::vector<int32_t> fp16_cols;   // LlmInt8 paper mode: outlier columns kept in 16-bit
+  std::vector<uint16_t> fp16_w;     // (cols, N) f16 bits
+  std::vector<float> bias;      // (N) or empty
+
+  kernels::PackedLinear view() const;
+  // Bytes the packed weight takes in a checkpoint (weights, scales, zero points; no bias).
+  uint64_t weight_bytes() const;
+  double bits_per_weight() const { return 8.0 * static_cast<double>(weight_bytes()) / static_cast<double>(n * k); }
+};
+
+// Passes: pure functions of the weight (N, K) (any float dtype) and optional bias (N).
+// They throw Error naming `name` for a weight that is not 2-D, not float, or holds NaN/Inf.
+struct LlmInt8Options {
+  float threshold = 6.0f;
+};
+PackedLayer quantize_llm_int8(const std::string& name, const Tensor& weight, const Tensor* bias,
+                              const LlmInt8Options& options);
+PackedLayer quantize_w8a8(const std::string& name, const Tensor& weight, const Tensor* bias);
+struct W4A16Options {
+  int64_t group_size = 128;
+  bool symmetric = true;
+};
+PackedLayer quantize_w4a16(const std::string& name, const Tensor& weight, const Tensor* bias,
+                           const W4A16Options& options);
+// The unquantized layer (f32 copy), the baseline validate measures against.
+PackedLayer dense_layer(const std::string& name, const Tensor& weight, const Tensor* bias);
+
+// Checkpoint encoding: (tensor name, tensor) pairs in the order they should be written.
+std::vector<std::pair<std::string, Tensor>> encode_layer(const PackedLayer& layer);
+// config.json "quantization_config" for a checkpoint of layers of `format`.
+// `skipped`: module names left unquantized.
+nlohmann::json quantization_config(kernels::LinearFormat format, const PackedLayer* example,
+                                   const std::vector<std::string>& skipped);
+
+// Decoding a compressed checkpoint (bitsandbytes int8 or compressed-tensors): the module
+// prefixes of its packed linear layers, in file order, and one layer read back.
+std::vector<std::string> packed_layer_names(const Checkpoint& checkpoint);
+PackedLayer load_packed_layer(const Checkpoint& checkpoint, const std::string& name);
+
+}  // namespace modelpress::quant
