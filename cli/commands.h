@@ -9,5 +9,7 @@ namespace modelpress::cli {
 void set_inspect_command(CLI::App& app);
 void set_convert_command(CLI::App& app);
 void set_synth_command(CLI::App& app);
+void set_quantize_command(CLI::App& app);
+void set_validate_command(CLI::App& app);
 
 }  // namespace modelpress::cli

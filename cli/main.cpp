@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   modelpress::cli::set_inspect_command(app);
   modelpress::cli::set_convert_command(app);
   modelpress::cli::set_synth_command(app);
+  modelpress::cli::set_quantize_command(app);
+  modelpress::cli::set_validate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

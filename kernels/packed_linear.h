@@ -61,7 +61,8 @@ struct PackedLinear {
   W4Weight w4;                   // W4A16
   // LlmInt8: a column of x holding any |x| >= threshold is an outlier column: it is left out
   // of the int8 product (and of the row absmax) and multiplied in floating point. 0 turns
-  // the decomposition off (then LlmInt8 == W8A8).
+  // the decomposition off (then LlmInt8 == W8A8). Precisely, as bitsandbytes: the row absmax
+  // leaves out the elements >= threshold; kernels/activation_quant.h has the full rule.
   float threshold = 6.0f;
   // LlmInt8: 16-bit weights for outlier columns (paper mode). Outlier columns not listed
   // here use the int8 weight dequantized, as bitsandbytes does.

@@ -41,6 +41,11 @@ struct PackedLayer {
   std::vector<int32_t> fp16_cols;   // LlmInt8 paper mode: outlier columns kept in 16-bit
   std::vector<uint16_t> fp16_w;     // (cols, N) f16 bits
   std::vector<float> bias;      // (N) or empty
+  // How compressed-tensors' weight_scale is stored (W8A8, W4A16): the original weight's
+  // dtype (F16/BF16/F32), as llm-compressor writes it, so vLLM's params_dtype copy is exact.
+  // The passes round every scale up to this dtype before computing codes, so scale8 /
+  // scales4 hold exactly the stored values. LLM.int8 ignores it (SCB is always f32).
+  DType scale_dtype = DType::F32;
 
   kernels::PackedLinear view() const;
   // Bytes the packed weight takes in a checkpoint (weights, scales, zero points; no bias).
@@ -76,5 +81,24 @@ nlohmann::json quantization_config(kernels::LinearFormat format, const PackedLay
 // prefixes of its packed linear layers, in file order, and one layer read back.
 std::vector<std::string> packed_layer_names(const Checkpoint& checkpoint);
 PackedLayer load_packed_layer(const Checkpoint& checkpoint, const std::string& name);
+
+// ---- Additions (issue: quantization core) ----------------------------------------------
+
+// LLM.int8 paper mode: keep weight columns `cols` (ascending, distinct, in [0, K)) of the
+// original weight (N, K) in f16 beside the int8 weight (fills fp16_cols / fp16_w). The
+// bitsandbytes checkpoint format has no place for them, so encode_layer does not write
+// them; validate uses them to measure the paper's variant against bitsandbytes'
+// (outlier columns through the dequantized int8 weight). Throws Error for a layer that is
+// not LlmInt8, a weight of another shape, bad column indices, or a value beyond f16.
+void keep_fp16_columns(PackedLayer& layer, const Tensor& original_weight, const std::vector<int32_t>& cols);
+
+// encode_layer without copying: the returned tensors own the layer's buffers (moved out).
+std::vector<std::pair<std::string, Tensor>> encode_layer(PackedLayer&& layer);
+
+// The dequantized weight (N, K) as f32: what every loader of the encoding computes.
+std::vector<float> dequantize_layer(const PackedLayer& layer);
+
+// Method names as the CLI and reports spell them: "dense", "llm-int8", "w8a8", "w4a16".
+const char* method_name(kernels::LinearFormat format);
 
 }  // namespace modelpress::quant

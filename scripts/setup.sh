@@ -4,8 +4,10 @@
 # what is missing, so it is cheap to run every time.
 set -euo pipefail
 
+# chromium: a test renders the HTML validation report headless (tests/validate/render_report.sh).
 apt_packages=(g++ cmake ninja-build pkg-config libeigen3-dev libcli11-dev libgtest-dev libgmock-dev
-              nlohmann-json3-dev libonnx-dev libprotobuf-dev protobuf-compiler time)
+              nlohmann-json3-dev libonnx-dev libprotobuf-dev protobuf-compiler time
+              chromium)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,6 @@
 // The modelpress executable as a user meets it: exit codes, one-line errors naming the
 // file, JSON output, and no partial output when a command fails half-way.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstring>
@@ -9,31 +8,18 @@
 #include <nlohmann/json.hpp>
 
 #include "io/synthetic_checkpoint.h"
+#include "tests/cli_runner.h"
 #include "tests/test_util.h"
 
 namespace modelpress {
 namespace {
 
+using testing::CommandResult;
+using testing::lines;
 using testing::read_file;
+using testing::run;
 using testing::TempDir;
 using testing::write_file;
-
-struct CommandResult {
-  int status;
-  std::string out, err;
-};
-
-CommandResult run(const TempDir& dir, const std::string& args) {
-  const std::string out = dir / ".stdout", err = dir / ".stderr";
-  const std::string cmd = std::string("'") + MODELPRESS_BIN + "' " + args + " >'" + out + "' 2>'" + err + "'";
-  const int raw = std::system(cmd.c_str());
-  CommandResult r{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_file(out), read_file(err)};
-  std::filesystem::remove(out);
-  std::filesystem::remove(err);
-  return r;
-}
-
-size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
 
 void write_tiny(const std::string& path) {
   SyntheticOptions o;

@@ -1,0 +1,112 @@
+// modelpress quantize IN -o OUT --method llm-int8|w8a8|w4a16: quantizes every linear layer
+// (lm_head and MoE routers stay unquantized, as do layers matching --skip) and writes a
+// checkpoint that transformers + bitsandbytes (llm-int8) or vLLM / compressed-tensors
+// (w8a8, w4a16) load. Ends with a summary table; --json prints the full per-layer report.
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+#include "cli/commands.h"
+#include "cli/progress.h"
+#include "io/checkpoint.h"
+#include "io/checkpoint_writer.h"
+#include "io/error.h"
+#include "quant/quantize_checkpoint.h"
+
+namespace modelpress::cli {
+namespace {
+
+struct QuantizeCommandOptions {
+  std::string input, output, method, max_shard = "5GB";
+  float threshold = 6.0f;
+  int64_t group_size = 128;
+  bool asymmetric = false, overwrite = false, json = false;
+  std::vector<std::string> skip;
+};
+
+void print_summary(const quant::QuantizeReport& r, double seconds, const std::string& output) {
+  uint64_t skipped_before = 0;
+  for (const auto& l : r.layers)
+    if (l.format == "skipped") skipped_before += l.bytes_before;
+  const uint64_t other = r.bytes_before - r.linear_bytes_before - skipped_before;
+  const size_t other_tensors = r.tensors_in - r.quantized - r.skipped;
+  auto bits = [](uint64_t bytes, uint64_t elements) { return elements ? 8.0 * bytes / elements : 0.0; };
+  uint64_t quantized_elements = 0, skipped_elements = 0;
+  for (const auto& l : r.layers)
+    (l.format == "skipped" ? skipped_elements : quantized_elements) += static_cast<uint64_t>(shape_numel(l.shape));
+
+  std::printf("%-22s  %7s  %12s     %12s  %12s\n", "", "tensors", "before", "after", "bits/weight");
+  std::printf("%-22s  %7zu  %12s  -> %12s  %12.2f\n", ("quantized (" + r.method + ")").c_str(), r.quantized,
+              format_bytes(r.linear_bytes_before).c_str(), format_bytes(r.linear_bytes_after).c_str(),
+              bits(r.linear_bytes_after, quantized_elements));
+  if (r.skipped > 0) {
+    std::map<std::string, int> reasons;
+    for (const auto& l : r.layers)
+      if (l.format == "skipped") ++reasons[l.reason];
+    std::string why;
+    for (const auto& [reason, n] : reasons) why += (why.empty() ? "" : ", ") + reason + (n > 1 ? " x" + std::to_string(n) : "");
+    std::printf("%-22s  %7zu  %12s  -> %12s  %12.2f  (%s)\n", "linear, kept", r.skipped,
+                format_bytes(skipped_before).c_str(), format_bytes(skipped_before).c_str(),
+                bits(skipped_before, skipped_elements), why.c_str());
+  }
+  std::printf("%-22s  %7zu  %12s  -> %12s\n", "other tensors, copied", other_tensors, format_bytes(other).c_str(),
+              format_bytes(other).c_str());
+  std::printf("%-22s  %7zu  %12s  -> %12s  (%.2fx smaller)\n", "total", r.tensors_in, format_bytes(r.bytes_before).c_str(),
+              format_bytes(r.bytes_after).c_str(),
+              r.bytes_after ? static_cast<double>(r.bytes_before) / static_cast<double>(r.bytes_after) : 0.0);
+  std::printf("wrote %zu tensors to %s in %.1f s\n", r.tensors_out, output.c_str(), seconds);
+}
+
+}  // namespace
+
+void set_quantize_command(CLI::App& app) {
+  auto opts = std::make_shared<QuantizeCommandOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "quantize", "Quantize every linear layer: llm-int8 (bitsandbytes int8), w8a8 (compressed-tensors "
+                  "int-quantized), w4a16 (compressed-tensors pack-quantized, 4-bit groups)");
+  cmd->add_option("input", opts->input, "Checkpoint to read (folder, .safetensors, .gguf)")->required();
+  cmd->add_option("-o,--output", opts->output, "Output folder (created; must not exist unless --overwrite)")->required();
+  cmd->add_option("--method", opts->method, "llm-int8, w8a8 or w4a16")
+      ->required()
+      ->check(CLI::IsMember({"llm-int8", "w8a8", "w4a16"}));
+  cmd->add_option("--threshold", opts->threshold,
+                  "llm-int8: activation outlier threshold written to the config (0 turns the decomposition off)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--group-size", opts->group_size, "w4a16: input columns per scale; must divide every layer's K")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--asymmetric", opts->asymmetric, "w4a16: per-group zero points (default symmetric)");
+  cmd->add_option("--skip", opts->skip, "Regex searched in module names (e.g. 'layers\\.0\\.' or 'down_proj'); "
+                                        "matching layers stay unquantized (repeatable)");
+  cmd->add_option("--max-shard-size", opts->max_shard, "Largest shard, e.g. 5GB, 500MB, 2GiB")->capture_default_str();
+  cmd->add_flag("--overwrite", opts->overwrite, "Replace an existing output folder once the new one is complete");
+  cmd->add_flag("--json", opts->json, "Print the per-layer report as JSON instead of the summary table");
+  cmd->callback([opts] {
+    static const std::map<std::string, kernels::LinearFormat> methods{{"llm-int8", kernels::LinearFormat::LlmInt8},
+                                                                      {"w8a8", kernels::LinearFormat::W8A8},
+                                                                      {"w4a16", kernels::LinearFormat::W4A16}};
+    quant::QuantizeOptions q;
+    q.method = methods.at(opts->method);
+    q.llm_int8.threshold = opts->threshold;
+    q.w4a16.group_size = opts->group_size;
+    q.w4a16.symmetric = !opts->asymmetric;
+    q.skip = opts->skip;
+    q.max_shard_bytes = parse_byte_size(opts->max_shard);
+    q.overwrite = opts->overwrite;
+    const auto start = std::chrono::steady_clock::now();
+    const Checkpoint ck = Checkpoint::open(opts->input);
+    quant::QuantizeReport report;
+    {
+      Progress progress("quantize", ck.tensors().size());
+      report = quant::quantize_checkpoint(ck, opts->output, q,
+                                          [&](size_t, size_t, const std::string& name) { progress.step(name); });
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (opts->json) std::cout << quant::report_json(report).dump(2) << "\n";
+    else print_summary(report, seconds, opts->output);
+  });
+}
+
+}  // namespace modelpress::cli

@@ -1,0 +1,28 @@
+// W4A16: y (M, N) = x (M, K) W^T + b with W a group-wise 4-bit weight (W4Weight in
+// packed_linear.h), dequantized on the fly: no path materializes the dequantized weight.
+//   w[n][k] = (u[n][k] - zero[n][k / G]) * scale[n][k / G],  zero = 8 when symmetric.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "kernels/packed_linear.h"
+
+namespace modelpress::kernels {
+
+// The reference: one dequantized weight at a time, double accumulation. No workspace.
+void w4a16_linear_ref(const W4Weight& w, const float* bias, const float* x, int64_t m, float* y);
+
+// Whether the AVX2 path takes this weight on this CPU (AVX2 + FMA, group a multiple of 32);
+// the reason in `why` when not.
+bool w4a16_fast_supported(const W4Weight& w, std::string* why);
+// Scratch w4a16_linear needs for M rows (x rearranged to the unpacking order, group sums).
+size_t w4a16_workspace_bytes(const W4Weight& w, int64_t m);
+// Fast path when supported, else the reference with a log line.
+void w4a16_linear(const W4Weight& w, const float* bias, const float* x, int64_t m, float* y, void* workspace);
+// The AVX2 path itself (w4a16_fast_supported must hold), for tests. M < 8 streams the
+// weight once per 4 rows of x (GEMV); larger M dequantizes cache-sized weight tiles and runs
+// an FMA register-tiled GEMM on them.
+void w4a16_linear_avx2(const W4Weight& w, const float* bias, const float* x, int64_t m, float* y, void* workspace);
+
+}  // namespace modelpress::kernels

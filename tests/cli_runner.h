@@ -1,0 +1,33 @@
+// Runs the modelpress executable as a user would, capturing exit status, stdout and stderr.
+// Test targets that include this define MODELPRESS_BIN to the built binary's path.
+#pragma once
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "tests/test_util.h"
+
+namespace modelpress::testing {
+
+struct CommandResult {
+  int status;
+  std::string out, err;
+};
+
+// `args` is appended to the binary's path as shell words; the caller quotes paths.
+inline CommandResult run(const TempDir& dir, const std::string& args) {
+  const std::string out = dir / ".stdout", err = dir / ".stderr";
+  const std::string cmd = std::string("'") + MODELPRESS_BIN + "' " + args + " >'" + out + "' 2>'" + err + "'";
+  const int raw = std::system(cmd.c_str());
+  CommandResult r{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_file(out), read_file(err)};
+  std::filesystem::remove(out);
+  std::filesystem::remove(err);
+  return r;
+}
+
+inline size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+}  // namespace modelpress::testing

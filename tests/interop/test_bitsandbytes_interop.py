@@ -1,0 +1,120 @@
+"""A `modelpress quantize --method llm-int8` checkpoint of a tiny synthetic LLaMA loads with
+transformers + bitsandbytes on CPU (AutoModelForCausalLM.from_pretrained): every linear
+layer becomes a Linear8bitLt holding modelpress's int8 weight and SCB unchanged, those are
+the codes bitsandbytes itself computes from the original weight, and a layer's output on
+inputs with outlier columns matches the LLM.int8 math written out here in numpy.
+
+Tolerance of the layer output: |y_bitsandbytes - y_reference| <= 1e-5 * max|y_reference|.
+The reference does the same integer matmul and the same float scalings in float64; what is
+left is float32 rounding in bitsandbytes' dequantization and its outlier addmm.
+
+Skips when torch, transformers or bitsandbytes is missing (see README.md, Tests)."""
+import json
+
+import pytest
+
+np = pytest.importorskip("numpy")
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+bnb = pytest.importorskip("bitsandbytes")
+from safetensors.torch import load_file  # noqa: E402
+
+THRESHOLD = 6.0
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory, modelpress):
+    tmp = tmp_path_factory.mktemp("bnb")
+    src, out = tmp / "src", tmp / "out"
+    # f16 weights: bitsandbytes quantizes the f16 weight itself, so its own codes are
+    # comparable bit for bit with modelpress's.
+    modelpress("synth", src, "--layers", 2, "--hidden", 128, "--intermediate", 256, "--heads", 4, "--kv-heads", 2,
+               "--vocab", 64, "--dtype", "f16")
+    modelpress("quantize", src, "-o", out, "--method", "llm-int8", "--threshold", THRESHOLD)
+    return src, out
+
+
+@pytest.fixture(scope="module")
+def model(checkpoints):
+    _, out = checkpoints
+    try:
+        return transformers.AutoModelForCausalLM.from_pretrained(str(out), device_map="cpu", dtype=torch.float32)
+    except (ImportError, RuntimeError) as e:  # a bitsandbytes build without a CPU backend
+        pytest.skip(f"transformers + bitsandbytes cannot load int8 on this CPU: {e}")
+
+
+def test_config_and_modules(checkpoints, model):
+    _, out = checkpoints
+    qc = json.loads((out / "config.json").read_text())["quantization_config"]
+    assert qc["quant_method"] == "bitsandbytes" and qc["load_in_8bit"] and qc["llm_int8_threshold"] == THRESHOLD
+    int8_modules = {n for n, m in model.named_modules() if isinstance(m, bnb.nn.Linear8bitLt)}
+    assert len(int8_modules) == 14
+    assert "lm_head" not in int8_modules  # listed in llm_int8_skip_modules
+    assert type(model.lm_head) is torch.nn.Linear and model.lm_head.weight.dtype.is_floating_point
+
+
+def test_weights_are_modelpress_codes_and_bitsandbytes_codes(checkpoints, model):
+    src, out = checkpoints
+    ours = load_file(str(out / "model.safetensors"))
+    original = load_file(str(src / "model.safetensors"))
+    for name, module in model.named_modules():
+        if not isinstance(module, bnb.nn.Linear8bitLt):
+            continue
+        cb = module.weight.data
+        scb = module.weight.SCB if getattr(module.weight, "SCB", None) is not None else module.state.SCB
+        assert cb.dtype == torch.int8
+        assert torch.equal(cb, ours[name + ".weight"]), name
+        assert torch.equal(scb, ours[name + ".SCB"]), name
+        # bitsandbytes' own quantization of the original f16 weight gives the same codes.
+        cb_ref, scb_ref, _ = bnb.functional.int8_vectorwise_quant(original[name + ".weight"].to(torch.float16))
+        assert torch.equal(cb_ref, cb), name
+        assert torch.equal(scb_ref, scb), name
+
+
+def llm_int8_reference(x, cb, scb, threshold):
+    """LLM.int8() as bitsandbytes computes it (MatMul8bitLt, inference path), in numpy:
+    activations cast to f16 and quantized per row with outlier elements (|x| >= threshold)
+    left out of the absmax and their columns zeroed; int8 matmul; the outlier columns
+    multiplied in floating point against the dequantized int8 weight columns."""
+    x = x.astype(np.float64)
+    x16 = x.astype(np.float16).astype(np.float64)
+    outliers = np.abs(x16) >= threshold
+    cols = np.nonzero(outliers.any(axis=0))[0]
+    xa = np.where(outliers, 0.0, x16)
+    row_stats = np.abs(xa).max(axis=1).astype(np.float32).astype(np.float64)
+    ca = np.round(xa * (np.float32(127.0) / row_stats.astype(np.float32)).astype(np.float64)[:, None])
+    if x.shape[0] > 1:
+        ca[:, cols] = 0
+    c = ca.astype(np.int64) @ cb.astype(np.int64).T
+    y = c * (row_stats[:, None] * scb[None, :].astype(np.float64)) / 127.0**2
+    w_cols = cb[:, cols].astype(np.float64) * scb[:, None].astype(np.float64) / 127.0
+    return y + x[:, cols] @ w_cols.T, cols
+
+
+def test_layer_output_matches_int8_math(checkpoints, model):
+    _, out = checkpoints
+    ours = load_file(str(out / "model.safetensors"))
+    name = "model.layers.1.self_attn.q_proj"
+    layer = model.get_submodule(name)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, layer.in_features)).astype(np.float32)
+    x[:, 3] *= 10.0   # two outlier feature columns, as LLM.int8() meets them
+    x[2, 77] = -9.0
+    with torch.no_grad():
+        y = layer(torch.from_numpy(x)).float().numpy()
+    cb, scb = ours[name + ".weight"].numpy(), ours[name + ".SCB"].numpy()
+    ref, cols = llm_int8_reference(x, cb, scb, THRESHOLD)
+    assert 3 in cols and 77 in cols
+    assert np.max(np.abs(y - ref)) <= 1e-5 * np.max(np.abs(ref))
+    # And the int8 layer is the float layer to within quantization error.
+    w = ours[name + ".weight"].float().numpy() * scb[:, None] / 127.0
+    exact = x.astype(np.float64) @ w.T.astype(np.float64)
+    assert np.linalg.norm(y - exact) / np.linalg.norm(exact) < 0.02
+
+
+def test_generate_runs(model):
+    ids = torch.tensor([[1, 5, 9, 2]])
+    with torch.no_grad():
+        logits = model(ids).logits
+    assert logits.shape == (1, 4, model.config.vocab_size)
+    assert torch.isfinite(logits).all()

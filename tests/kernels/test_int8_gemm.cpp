@@ -1,0 +1,127 @@
+// int8 GEMM: every fast path equals the reference exactly (integers), on odd shapes.
+#include <gtest/gtest.h>
+
+#include <ostream>
+#include <stdexcept>
+#include <vector>
+
+#include "kernels/cpu_features.h"
+#include "kernels/int8_gemm.h"
+#include "tests/kernels/kernel_test_util.h"
+
+namespace modelpress::kernels {
+namespace {
+
+using testing::Rng;
+using testing::Shape;
+
+using GemmFn = void (*)(const int8_t*, const int8_t*, int32_t*, int64_t, int64_t, int64_t);
+
+struct Path {
+  const char* name;
+  GemmFn fn;
+  bool (*available)();
+  bool full_a_range;  // takes A = -128
+};
+
+// Test names and ctest entries show the path's name, not the struct's bytes.
+void PrintTo(const Path& p, std::ostream* os) { *os << p.name; }
+
+const Path kPaths[] = {
+    {"avx2", int8_gemm_avx2, [] { return cpu_features().avx2_fma; }, false},
+    // Runs only on AVX-512 VNNI CPUs (not the 2-core development machine: it skips there).
+    {"avx512vnni", int8_gemm_avx512vnni, [] { return cpu_features().avx512_vnni; }, true},
+    {"dispatch", int8_gemm, [] { return true; }, true},
+};
+
+// Odd on purpose: K not a multiple of 32 or 64, M = 1, N = 1, edges of every register tile,
+// K above one K slice (2048), M and N above one cache block (48, 128).
+const Shape kShapes[] = {{1, 2048, 513}, {7, 33, 129}, {3, 1, 17}, {1, 1, 1},   {1, 5, 31},   {2, 3, 32},
+                         {5, 7, 64},     {4, 9, 65},   {1, 130, 4100}, {50, 131, 2049}, {97, 260, 77}, {13, 2, 0}};
+
+class Int8GemmTest : public ::testing::TestWithParam<Path> {};
+
+TEST_P(Int8GemmTest, MatchesReferenceExactlyOnOddShapes) {
+  const Path& p = GetParam();
+  if (!p.available()) GTEST_SKIP() << p.name << " needs CPU features this machine lacks";
+  Rng rng;
+  SCOPED_TRACE(rng.trace());
+  for (const Shape& s : kShapes) {
+    SCOPED_TRACE(testing::shape_name(s));
+    const auto a = rng.int8s(s.m * s.k, p.full_a_range ? -128 : -127, 127);
+    const auto b = rng.int8s(s.n * s.k, -128, 127);  // B may hold -128 on every path
+    std::vector<int32_t> want(s.m * s.n, 7), got(s.m * s.n, -7);  // no path may rely on zeroed C
+    int8_gemm_ref(a.data(), b.data(), want.data(), s.m, s.n, s.k);
+    p.fn(a.data(), b.data(), got.data(), s.m, s.n, s.k);
+    ASSERT_EQ(got, want);
+  }
+}
+
+TEST_P(Int8GemmTest, ExtremeValuesDoNotSaturate) {
+  // vpmaddubsw saturates int16 pair sums: the largest legal pairs must still be exact.
+  const Path& p = GetParam();
+  if (!p.available()) GTEST_SKIP() << p.name << " needs CPU features this machine lacks";
+  const int64_t m = 3, n = 4, k = 1000;
+  const int8_t a_values[] = {127, -127};
+  const int8_t b_values[] = {127, -127, -128};
+  for (int8_t av : a_values)
+    for (int8_t bv : b_values) {
+      std::vector<int8_t> a(m * k, av), b(n * k, bv);
+      std::vector<int32_t> want(m * n), got(m * n);
+      int8_gemm_ref(a.data(), b.data(), want.data(), m, n, k);
+      p.fn(a.data(), b.data(), got.data(), m, n, k);
+      EXPECT_EQ(got, want) << "a = " << int{av} << ", b = " << int{bv};
+      EXPECT_EQ(want[0], int32_t{av} * bv * k);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, Int8GemmTest, ::testing::ValuesIn(kPaths),
+                         [](const ::testing::TestParamInfo<Path>& info) { return std::string(info.param.name); });
+
+TEST(Int8Gemm, ReferenceKnownAnswer) {
+  // (2, 3) x (2, 3)^T
+  const int8_t a[] = {1, -2, 3, -128, 127, 0};
+  const int8_t b[] = {4, 5, -6, -1, 0, 127};
+  int32_t c[4];
+  int8_gemm_ref(a, b, c, 2, 2, 3);
+  EXPECT_EQ(c[0], 4 - 10 - 18);
+  EXPECT_EQ(c[1], -1 + 0 + 381);
+  EXPECT_EQ(c[2], -512 + 635 + 0);
+  EXPECT_EQ(c[3], 128 + 0 + 0);
+}
+
+TEST(Int8Gemm, DispatchTakesMinus128ExactlyAndSaysWhenItFallsBack) {
+  Rng rng;
+  SCOPED_TRACE(rng.trace());
+  const int64_t m = 5, n = 6, k = 40;
+  auto a = rng.int8s(m * k, -127, 127);
+  a[17] = -128;
+  const auto b = rng.int8s(n * k, -128, 127);
+  std::vector<int32_t> want(m * n), got(m * n);
+  int8_gemm_ref(a.data(), b.data(), want.data(), m, n, k);
+  ::testing::internal::CaptureStderr();
+  int8_gemm(a.data(), b.data(), got.data(), m, n, k);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(got, want);
+  if (int8_gemm_best_path() == Int8GemmPath::Avx2) {
+    EXPECT_NE(log.find("A holds -128"), std::string::npos) << log;
+  }
+}
+
+TEST(Int8Gemm, RejectsKThatCouldOverflowInt32) {
+  int32_t c = 0;
+  const int8_t a = 0, b = 0;
+  EXPECT_THROW(int8_gemm(&a, &b, &c, 1, 1, 131072), std::invalid_argument);
+  EXPECT_THROW(int8_gemm_ref(&a, &b, &c, 1, 1, -1), std::invalid_argument);
+}
+
+TEST(Int8Gemm, FindsMinusOneTwentyEight) {
+  std::vector<int8_t> a(1000, -127);
+  EXPECT_FALSE(int8_has_min_value(a.data(), 1000));
+  a[999] = -128;
+  EXPECT_TRUE(int8_has_min_value(a.data(), 1000));
+  EXPECT_FALSE(int8_has_min_value(a.data(), 999));
+}
+
+}  // namespace
+}  // namespace modelpress::kernels
