@@ -66,6 +66,9 @@ void set_validate_command(CLI::App& app) {
   cmd->add_option("--runs", r.timed_runs, "Timed kernel runs per layer (median reported)")->capture_default_str()
       ->check(CLI::Range(1, 100000));
   cmd->add_option("--report", opts->report, "Also write the report to FILE: .html, .md or .json by extension");
+  cmd->add_option("--dump-outputs", r.dump_outputs,
+                  "Also write FILE.safetensors with each layer's activations <layer>.x, kernel output <layer>.y "
+                  "and dense output <layer>.y_reference (f32), for comparing with other tools");
   cmd->add_flag("--json", opts->json, "Print the report as JSON instead of the Markdown summary");
   cmd->callback([opts] {
     if (!opts->report.empty()) report_kind_for(opts->report);  // a bad name fails before the work

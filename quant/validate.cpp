@@ -7,11 +7,13 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <vector>
 
 #include "io/calibration.h"
 #include "io/checkpoint.h"
 #include "io/error.h"
+#include "io/safetensors_writer.h"
 #include "io/synthetic_activations.h"
 #include "quant/metrics.h"
 #include "quant/packed_layer.h"
@@ -164,6 +166,10 @@ ValidationReport validate_checkpoints(const ValidateOptions& o) {
   }
   report.backend = kernels::backend_name(backend);
   Runner runner(backend, o.compressed);
+  std::optional<SafetensorsWriter> dump;
+  if (!o.dump_outputs.empty())
+    dump.emplace(o.dump_outputs, std::map<std::string, std::string>{{"format", "modelpress-validate-outputs"}},
+                 3 * names.size());
   std::set<std::string> formats;
   for (size_t i = 0; i < names.size(); ++i) {
     const std::string& name = names[i];
@@ -195,6 +201,12 @@ ValidationReport validate_checkpoints(const ValidateOptions& o) {
     const Activations a = layer_activations(calib, name, packed.k, o);
     const std::vector<float> y = runner.run(packed_view, a.x, a.rows);
     const std::vector<float> ref = runner.run(dense_view, a.x, a.rows);
+    if (dump) {
+      const auto bytes = [](const std::vector<float>& v) { return std::as_bytes(std::span(v)); };
+      dump->append(name + ".x", DType::F32, {a.rows, packed.k}, bytes(a.x));
+      dump->append(name + ".y", DType::F32, {a.rows, packed.n}, bytes(y));
+      dump->append(name + ".y_reference", DType::F32, {a.rows, packed.n}, bytes(ref));
+    }
 
     LayerReport l;
     l.name = name;
@@ -256,6 +268,7 @@ ValidationReport validate_checkpoints(const ValidateOptions& o) {
     report.notes.push_back(std::to_string(unpacked.size()) + " linear weight(s) of the original are not packed in "
                            "the compressed checkpoint (kept by the pass) and were not validated: " + list);
   }
+  if (dump) dump->finish();
   if (!calib)
     report.notes.push_back("activations are synthetic (heavy-tailed, ~0.5% outlier channels x20-60); pass --calib "
                            "with a file from tools/record_calibration.py to measure on real inputs");

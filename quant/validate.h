@@ -31,6 +31,11 @@ struct ValidateOptions {
   std::string backend_note;  // carried into the report (e.g. why auto chose cpu)
   int64_t rows = 64;         // activation rows per layer (at most; fewer if the file has fewer)
   uint64_t seed = 0;         // synthetic activations
+  // When set, a safetensors file that receives, per layer, the activations and both
+  // outputs as f32: `<layer>.x` [rows, K], `<layer>.y` (the packed kernel) and
+  // `<layer>.y_reference` (x W^T with the original weight) [rows, N]. Other tools compare
+  // their own layer outputs against it (tests/interop); written only if validation succeeds.
+  std::string dump_outputs;
   // Latency: each kernel runs `warmup_runs` times untimed, then up to `timed_runs` times;
   // a slow layer stops after `min_timed_runs` once `time_budget_s` is spent on it.
   int warmup_runs = 2;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -10,6 +11,7 @@
 
 #include "io/calibration.h"
 #include "io/checkpoint.h"
+#include "io/safetensors_reader.h"
 #include "io/safetensors_writer.h"
 #include "io/synthetic_activations.h"
 #include "io/synthetic_checkpoint.h"
@@ -148,6 +150,31 @@ void expect_one_line_error(const CommandResult& r, std::initializer_list<std::st
   EXPECT_EQ(r.err.rfind("modelpress: error: ", 0), 0u) << r.err;
   for (const auto& p : parts) EXPECT_NE(r.err.find(p), std::string::npos) << "'" << p << "' not in " << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+TEST_F(ValidateE2E, DumpOutputsHoldsTheRowsAndBothOutputs) {
+  const CommandResult r = run(dir_, validate_args() + " --json --dump-outputs " + q(dir_ / "out.safetensors"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const SafetensorsFile dump = SafetensorsFile::open(dir_ / "out.safetensors");
+  ASSERT_EQ(dump.entries().size(), 3 * j["layers"].size());
+  for (const auto& l : j["layers"]) {
+    const std::string name = l["name"];
+    const int64_t n = l["out_features"], k = l["in_features"];
+    const Tensor x = dump.read(name + ".x"), y = dump.read(name + ".y"), ref = dump.read(name + ".y_reference");
+    EXPECT_EQ(x.shape(), (Shape{24, k})) << name;
+    ASSERT_EQ(y.shape(), (Shape{24, n})) << name;
+    ASSERT_EQ(ref.shape(), (Shape{24, n})) << name;
+    // The dumped outputs are the ones the report measured.
+    double diff = 0, norm = 0;
+    const float* yp = reinterpret_cast<const float*>(y.data());
+    const float* rp = reinterpret_cast<const float*>(ref.data());
+    for (int64_t i = 0; i < 24 * n; ++i) {
+      diff += (double(yp[i]) - rp[i]) * (double(yp[i]) - rp[i]);
+      norm += double(rp[i]) * rp[i];
+    }
+    EXPECT_NEAR(std::sqrt(diff / norm), l["error"]["relative_error"].get<double>(), 1e-6) << name;
+  }
 }
 
 TEST_F(ValidateE2E, CalibrationFileMissingALayerIsAOneLineError) {
