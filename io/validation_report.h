@@ -47,7 +47,7 @@ struct Latency {
 
 struct LayerReport {
   std::string name;    // module prefix: "encoder.layer.0.attention.self.query"
-  std::string format;  // kernels::format_name: "llm_int8", ...
+  std::string format;  // quant::method_name: "llm-int8", "w8a8", "w4a16"
   int64_t n = 0, k = 0;
   int64_t rows = 0;    // activation rows the layer was run on
   uint64_t original_bytes = 0;  // the original weight tensor as stored
@@ -61,7 +61,7 @@ struct LayerReport {
 
 struct ValidationReport {
   std::string original, compressed;   // paths as given
-  std::string method;                 // the compressed checkpoint's format ("llm_int8", "mixed")
+  std::string method;                 // the packed layers' method ("llm-int8", ...), or "mixed"
   std::string backend;                // the backend that ran ("cpu", "cuda")
   std::string backend_note;           // e.g. why --backend auto fell back to cpu
   std::string activations;            // "synthetic" or "calibration"

@@ -50,9 +50,12 @@ int64_t quantize_activations_ref(const float* x, int64_t m, int64_t k, float thr
     }
     row_scale[i] = absmax / 127.0f;
     const float inv = absmax > 0.0f ? 127.0f / absmax : 0.0f;
+    const bool tiny = std::isinf(inv);  // absmax below 127 / FLT_MAX
     for (int64_t j = 0; j < k; ++j) {
       const bool outlier = split && std::fabs(row[j]) >= threshold;
-      q[i * k + j] = outlier ? int8_t{0} : detail::quantize_one(row[j], inv);
+      q[i * k + j] = outlier ? int8_t{0}
+                     : tiny  ? detail::quantize_one_tiny_row(row[j], absmax)
+                             : detail::quantize_one(row[j], inv);
     }
   }
   return detail::finish_outlier_columns(m, k, q, outlier_cols, col_flags);

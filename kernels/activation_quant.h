@@ -13,7 +13,9 @@
 // small value that shares a column with another row's outlier still counts, then is zeroed
 // in q with its column. The reciprocal 127 / absmax is rounded to f32 first, as bitsandbytes
 // computes A * (127 / row_stats); q is therefore exactly reproducible. q never holds -128,
-// which the AVX2 int8 GEMM requires.
+// which the AVX2 int8 GEMM requires. One exception: a row whose absmax is below 127 / FLT_MAX
+// (~3.7e-37), where 127 / absmax overflows f32, is quantized as round(x * 127 / absmax) in
+// double (an infinite reciprocal would turn every nonzero element into +-127).
 #pragma once
 #include <cstdint>
 

@@ -61,6 +61,13 @@ MP_AVX2 void quantize_row(const float* row, int64_t k, float threshold, int8_t* 
   }
   *row_scale = absmax / 127.0f;
   const float inv = absmax > 0.0f ? 127.0f / absmax : 0.0f;
+  if (std::isinf(inv)) {
+    // absmax below 127 / FLT_MAX: a rare row of tiny values, quantized in double (see
+    // quantize_one_tiny_row) rather than with an infinite reciprocal.
+    for (j = 0; j < k; ++j)
+      q[j] = SPLIT && std::fabs(row[j]) >= threshold ? int8_t{0} : detail::quantize_one_tiny_row(row[j], absmax);
+    return;
+  }
 
   // Sweep 2: q = clamp(rne(x * inv)), 0 for outliers and NaN.
   const __m256 vinv = _mm256_set1_ps(inv);

@@ -51,6 +51,13 @@ inline float outlier_weight(const PackedLinear& layer, int32_t col, int32_t fidx
   return static_cast<float>(layer.int8.q[n * layer.k + col]) * layer.int8.scale[n];
 }
 
+// W8A8 has no decomposition whatever the struct's LLM.int8 fields hold (PackedLayer::view()
+// leaves the default threshold 6 in a W8A8 layer): threshold 0, so no outlier columns and
+// the fp16 columns are never consulted.
+float effective_threshold(const PackedLinear& layer) {
+  return layer.format == LinearFormat::LlmInt8 ? layer.threshold : 0.0f;
+}
+
 }  // namespace
 
 size_t llm_int8_workspace_bytes(int64_t m, int64_t n, int64_t k) {
@@ -62,7 +69,8 @@ size_t llm_int8_workspace_bytes(int64_t m, int64_t n, int64_t k) {
 void llm_int8_linear_ref(const PackedLinear& layer, const float* x, int64_t m, float* y, void* workspace) {
   const int64_t n = layer.n, k = layer.k;
   const Scratch s = carve(workspace, m, n, k);
-  const int64_t count = quantize_activations_ref(x, m, k, layer.threshold, s.q, s.row_scale, s.cols, s.col_flags);
+  const int64_t count =
+      quantize_activations_ref(x, m, k, effective_threshold(layer), s.q, s.row_scale, s.cols, s.col_flags);
   int8_gemm_ref(s.q, layer.int8.q, s.c, m, n, k);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j)
@@ -80,7 +88,7 @@ void llm_int8_linear_ref(const PackedLinear& layer, const float* x, int64_t m, f
 void llm_int8_linear(const PackedLinear& layer, const float* x, int64_t m, float* y, void* workspace) {
   const int64_t n = layer.n, k = layer.k;
   const Scratch s = carve(workspace, m, n, k);
-  const int64_t count = quantize_activations(x, m, k, layer.threshold, s.q, s.row_scale, s.cols, s.col_flags);
+  const int64_t count = quantize_activations(x, m, k, effective_threshold(layer), s.q, s.row_scale, s.cols, s.col_flags);
   int8_gemm(s.q, layer.int8.q, s.c, m, n, k);
 
   const float* scale = layer.int8.scale;

@@ -7,7 +7,8 @@
 //        + x[:, outliers] . W[:, outliers]^T in f32                  (the 16-bit side)
 //      where an outlier weight column is the layer's fp16 column when Fp16Columns lists it
 //      (the paper's mode), else the int8 column dequantized, q * scale (bitsandbytes' mode).
-// W8A8 is the same with threshold 0: no outliers.
+// W8A8 is the same with threshold 0: no outliers (a W8A8 layer's threshold and fp16 columns
+// are ignored, whatever they hold).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -20,9 +20,10 @@ bool w4a16_fast_supported(const W4Weight& w, std::string* why);
 size_t w4a16_workspace_bytes(const W4Weight& w, int64_t m);
 // Fast path when supported, else the reference with a log line.
 void w4a16_linear(const W4Weight& w, const float* bias, const float* x, int64_t m, float* y, void* workspace);
-// The AVX2 path itself (w4a16_fast_supported must hold), for tests. M < 8 streams the
-// weight once per 4 rows of x (GEMV); larger M dequantizes cache-sized weight tiles and runs
-// an FMA register-tiled GEMM on them.
+// The AVX2 path itself (w4a16_fast_supported must hold), for tests. M < 8 is a GEMV: the
+// weight streams from memory once, 16 rows at a time, each block meeting the rows of x 4 at
+// a time from cache; larger M dequantizes cache-sized weight tiles and runs an FMA
+// register-tiled GEMM on them.
 void w4a16_linear_avx2(const W4Weight& w, const float* bias, const float* x, int64_t m, float* y, void* workspace);
 
 }  // namespace modelpress::kernels

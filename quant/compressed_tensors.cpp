@@ -109,9 +109,11 @@ nlohmann::json compressed_tensors_config(LinearFormat format, const PackedLayer*
 
 namespace {
 
-// The config group whose targets match module `name` (compressed-tensors' match order:
-// exact name, "re:" regex matched from the start, or the class name "Linear", which every
-// layer modelpress reads is).
+// The config group whose targets match module `name`, with compressed-tensors' priority
+// (match_targets; the highest-priority scheme wins): an exact module name first, then a
+// "re:" regex matched from the start of the name, then the class name "Linear" (which
+// every layer modelpress reads is). Within one rank, the first group in key order. A
+// generic "Linear" group must not shadow a later group aimed at specific layers.
 nlohmann::json find_scheme(const Checkpoint& ck, const std::string& name) {
   const auto& cfg = ck.config();
   if (!cfg.is_object() || !cfg.contains("quantization_config") || !cfg["quantization_config"].is_object())
@@ -119,16 +121,23 @@ nlohmann::json find_scheme(const Checkpoint& ck, const std::string& name) {
   const auto& qc = cfg["quantization_config"];
   if (!qc.contains("config_groups") || !qc["config_groups"].is_object())
     throw Error(ck.folder() + ": quantization_config has no config_groups");
-  for (const auto& [group_name, scheme] : qc["config_groups"].items()) {
-    if (!scheme.is_object() || !scheme.contains("targets") || !scheme["targets"].is_array()) continue;
-    for (const auto& target : scheme["targets"]) {
-      if (!target.is_string()) continue;
-      const std::string t = target.get<std::string>();
-      if (t == "Linear" || t == name ||
-          (t.rfind("re:", 0) == 0 && std::regex_search(name, std::regex(t.substr(3)), std::regex_constants::match_continuous)))
-        return scheme;
+  const auto matches = [&](const std::string& t, int rank) {
+    if (rank == 0) return t == name;
+    if (rank == 2) return t == "Linear";
+    if (t.rfind("re:", 0) != 0) return false;
+    try {
+      return std::regex_search(name, std::regex(t.substr(3)), std::regex_constants::match_continuous);
+    } catch (const std::regex_error& e) {
+      throw Error(ck.folder() + ": quantization_config target '" + t +
+                  "' is not a regular expression modelpress can read (ECMAScript): " + e.what());
     }
-  }
+  };
+  for (int rank = 0; rank < 3; ++rank)
+    for (const auto& [group_name, scheme] : qc["config_groups"].items()) {
+      if (!scheme.is_object() || !scheme.contains("targets") || !scheme["targets"].is_array()) continue;
+      for (const auto& target : scheme["targets"])
+        if (target.is_string() && matches(target.get<std::string>(), rank)) return scheme;
+    }
   throw Error(ck.folder() + ": no config group of quantization_config targets " + name);
 }
 
@@ -153,16 +162,42 @@ std::vector<float> read_scales(const Checkpoint& ck, const CheckpointTensor& t, 
 
 DType stored_scale_dtype(DType d) { return d == DType::F16 || d == DType::BF16 ? d : DType::F32; }
 
+// One field of a layer's weight QuantizationArgs: `fallback` when absent or null (pydantic's
+// default), an Error naming the layer when it has another JSON type. (const json::operator[]
+// on a missing key is undefined behaviour, and json::value() throws a bare type_error on null.)
+template <class T>
+T weight_arg(const Checkpoint& ck, const std::string& name, const nlohmann::json& args, const char* key, T fallback) {
+  const auto it = args.find(key);
+  if (it == args.end() || it->is_null()) return fallback;
+  try {
+    return it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(ck.folder() + ": quantization_config of " + name + ": weights." + key + " is " + it->dump() +
+                ", which is not a valid value");
+  }
+}
+
+// compressed-tensors' QuantizationArgs.validate_model_after: a missing strategy is inferred
+// from group_size (none: tensor, > 0: group, -1: channel).
+std::string weight_strategy(const Checkpoint& ck, const std::string& name, const nlohmann::json& args) {
+  const std::string strategy = weight_arg(ck, name, args, "strategy", std::string());
+  if (!strategy.empty()) return strategy;
+  const int64_t group_size = weight_arg(ck, name, args, "group_size", int64_t{0});
+  if (group_size > 0) return "group";
+  if (group_size == -1) return "channel";
+  return "tensor";
+}
+
 }  // namespace
 
 PackedLayer load_compressed_tensors(const Checkpoint& ck, const std::string& name) {
   const nlohmann::json scheme = find_scheme(ck, name);
   const nlohmann::json args = scheme.value("weights", nlohmann::json());
   if (!args.is_object()) throw Error(ck.folder() + ": the config group of " + name + " has no weights arguments");
-  const int bits = args.value("num_bits", 8);
-  const bool symmetric = args.value("symmetric", true);
-  const std::string strategy = args["strategy"].is_string() ? args["strategy"].get<std::string>() : "tensor";
-  if (args.value("type", std::string("int")) != "int")
+  const int bits = weight_arg(ck, name, args, "num_bits", 8);
+  const bool symmetric = weight_arg(ck, name, args, "symmetric", true);
+  const std::string strategy = weight_strategy(ck, name, args);
+  if (weight_arg(ck, name, args, "type", std::string("int")) != "int")
     throw Error(ck.folder() + ": " + name + " is quantized to floats; modelpress reads integer compressed-tensors layers");
   if (ck.find(name + ".weight_g_idx"))
     throw Error(ck.folder() + ": " + name + " uses activation reordering (weight_g_idx), which modelpress does not read");
@@ -186,7 +221,7 @@ PackedLayer load_compressed_tensors(const Checkpoint& ck, const std::string& nam
     const int64_t n = layer.n, k = layer.k;
     if (packed_t->dtype != DType::I32) throw Error(ck.folder() + ": " + packed_t->name + " is not I32");
     check_shape(ck, *packed_t, {n, packed_int32_words(k, 4)});
-    if (strategy == "group") layer.group = args.value("group_size", int64_t{0});
+    if (strategy == "group") layer.group = weight_arg(ck, name, args, "group_size", int64_t{0});
     else if (strategy == "channel" || strategy == "tensor") layer.group = k;
     else throw Error(ck.folder() + ": " + name + " uses strategy '" + strategy + "', which modelpress does not read");
     if (layer.group <= 0 || k % layer.group != 0 || layer.group % 2 != 0)

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstddef>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <set>
@@ -126,6 +127,19 @@ std::vector<int32_t> outlier_columns(const std::vector<float>& x, int64_t rows, 
   return cols;
 }
 
+// --dump-outputs must not land on a file validation reads: the writer renames its result
+// over the target, which would silently replace a calibration file or a checkpoint's
+// weights with the dump. Refused before any work.
+void refuse_dump_over_input(const std::string& dump, const std::vector<std::string>& inputs) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(dump, ec)) return;
+  for (const auto& in : inputs)
+    if (fs::equivalent(dump, in, ec))
+      fail_file(dump, "--dump-outputs would overwrite " + in +
+                          ", which this validation reads; write the outputs to another file");
+}
+
 }  // namespace
 
 ValidationReport validate_checkpoints(const ValidateOptions& o) {
@@ -134,6 +148,12 @@ ValidationReport validate_checkpoints(const ValidateOptions& o) {
   const Checkpoint compressed = Checkpoint::open(o.compressed);
   std::optional<CalibrationFile> calib;
   if (!o.calibration.empty()) calib = CalibrationFile::open(o.calibration);
+  if (!o.dump_outputs.empty()) {
+    std::vector<std::string> inputs = original.files();
+    inputs.insert(inputs.end(), compressed.files().begin(), compressed.files().end());
+    if (calib) inputs.push_back(o.calibration);
+    refuse_dump_over_input(o.dump_outputs, inputs);
+  }
 
   const std::vector<std::string> names = packed_layer_names(compressed);
   if (names.empty())
@@ -171,6 +191,7 @@ ValidationReport validate_checkpoints(const ValidateOptions& o) {
     dump.emplace(o.dump_outputs, std::map<std::string, std::string>{{"format", "modelpress-validate-outputs"}},
                  3 * names.size());
   std::set<std::string> formats;
+  std::vector<std::string> no_decomposition;  // LLM.int8 layers with threshold 0
   for (size_t i = 0; i < names.size(); ++i) {
     const std::string& name = names[i];
     if (o.on_layer) o.on_layer(i, names.size(), name);
@@ -244,7 +265,7 @@ ValidationReport validate_checkpoints(const ValidateOptions& o) {
       }
       l.outliers = std::move(x);
     } else if (packed.format == kernels::LinearFormat::LlmInt8) {
-      report.notes.push_back("layer '" + name + "': threshold 0 (no outlier decomposition), nothing to compare");
+      no_decomposition.push_back(name);
     }
 
     l.packed_latency = runner.time(packed_view, a.x, a.rows, o);
@@ -252,6 +273,18 @@ ValidationReport validate_checkpoints(const ValidateOptions& o) {
     report.layers.push_back(std::move(l));
   }
   report.method = formats.size() == 1 ? *formats.begin() : "mixed";
+
+  // One note for all of them: a model quantized with --threshold 0 would otherwise get one
+  // identical line per layer (hundreds in a real model).
+  const auto first_three = [](const std::vector<std::string>& v) {
+    std::string list;
+    for (size_t i = 0; i < v.size() && i < 3; ++i) list += (i ? ", " : "") + v[i];
+    if (v.size() > 3) list += ", ...";
+    return list;
+  };
+  if (!no_decomposition.empty())
+    report.notes.push_back(std::to_string(no_decomposition.size()) + " LLM.int8 layer(s) have threshold 0 (no outlier "
+                           "decomposition), so there is no decomposition to compare: " + first_three(no_decomposition));
 
   // Linear layers of the original that the compressed checkpoint left unpacked (skip lists,
   // lm_head, ...): not validated, and the reader should know.
@@ -262,9 +295,7 @@ ValidationReport validate_checkpoints(const ValidateOptions& o) {
         !packed_names.count(t.name.substr(0, t.name.size() - 7)))
       unpacked.push_back(t.name);
   if (!unpacked.empty()) {
-    std::string list;
-    for (size_t i = 0; i < unpacked.size() && i < 3; ++i) list += (i ? ", " : "") + unpacked[i];
-    if (unpacked.size() > 3) list += ", ...";
+    const std::string list = first_three(unpacked);
     report.notes.push_back(std::to_string(unpacked.size()) + " linear weight(s) of the original are not packed in "
                            "the compressed checkpoint (kept by the pass) and were not validated: " + list);
   }

@@ -122,6 +122,27 @@ TEST_P(ActivationQuantTest, NeverWritesMinus128AndZeroesNaN) {
   for (int8_t v : r.q) EXPECT_NE(v, -128);
 }
 
+TEST_P(ActivationQuantTest, RowOfTinyValuesKeepsItsProportions) {
+  // absmax 1e-38 < 127 / FLT_MAX: 127 / absmax overflows f32. With the infinite reciprocal
+  // every nonzero element became +-127; the codes must still be x * 127 / absmax, rounded.
+  // 40 values: the vector body and the scalar tail; row 1 is ordinary (same codes scaled).
+  const int64_t k = 40;
+  std::vector<float> x(2 * k, 0.0f);
+  const float tiny[] = {1e-38f, 1e-39f, -4e-39f, 2.5e-39f, -1e-38f};
+  for (int rep = 0; rep < 8; ++rep)
+    for (int t = 0; t < 5; ++t) x[rep * 5 + t] = tiny[t], x[k + rep * 5 + t] = tiny[t] * 1e38f;
+  const std::vector<int8_t> want_head = {127, 13, -51, 32, -127};
+  for (float threshold : {0.0f, 6.0f}) {
+    const Result r = run(fn(), x, 2, k, threshold);
+    EXPECT_TRUE(r.cols.empty());
+    for (int64_t j = 0; j < k; ++j) {
+      EXPECT_EQ(r.q[j], want_head[j % 5]) << "tiny row, column " << j;
+      EXPECT_EQ(r.q[k + j], want_head[j % 5]) << "ordinary row, column " << j;
+    }
+    EXPECT_GT(r.scale[0], 0.0f);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Paths, ActivationQuantTest, ::testing::ValuesIn(kPaths),
                          [](const ::testing::TestParamInfo<PathParam>& info) { return std::string(info.param.name); });
 

@@ -83,7 +83,10 @@ std::vector<float> run(void (*fn)(const PackedLinear&, const float*, int64_t, fl
   return y;
 }
 
-const Shape kShapes[] = {{1, 2048, 513}, {7, 33, 129}, {3, 1, 17}, {1, 1, 2}, {4, 65, 64}, {66, 67, 2050}};
+// {130, 513, 70}: M x N >= 2^16 and M x N x outliers >= 2^16, so the OpenMP branches of the
+// fast path's epilogue and 16-bit outlier product run (no other shape here reaches them).
+const Shape kShapes[] = {{1, 2048, 513}, {7, 33, 129}, {3, 1, 17},     {1, 1, 2},
+                         {4, 65, 64},    {66, 67, 2050}, {130, 513, 70}};
 
 TEST(LlmInt8, FastMatchesReferenceOnOddShapes) {
   Rng rng;
@@ -199,6 +202,25 @@ TEST(LlmInt8, OutlierColumnTakesFp16WeightWhenListedElseDequantizedInt8) {
     fn(l, x.data(), 1, &y, ws.data());
     EXPECT_NEAR(y, 12.7f, 1e-5f);
     l.threshold = 6.0f;
+  }
+}
+
+TEST(LlmInt8, W8A8FormatIgnoresThresholdWhenCalledDirectly) {
+  // PackedLayer::view() leaves the default threshold 6 in a W8A8 layer; the kernels (not
+  // only run_linear) must still run it without decomposition.
+  Rng rng;
+  SCOPED_TRACE(rng.trace());
+  const int64_t m = 5, n = 9, k = 70;
+  Layer l = make_layer(rng, n, k, 0.0f, true, {});
+  const std::vector<float> x = make_x(rng, m, k);  // holds outlier columns at threshold 6
+  for (auto fn : {llm_int8_linear_ref, llm_int8_linear}) {
+    l.view.threshold = 0.0f;
+    const auto plain = run(fn, l, x, m);
+    l.view.threshold = 6.0f;
+    EXPECT_EQ(run(fn, l, x, m), plain);
+    l.view.format = LinearFormat::LlmInt8;  // the same fields as LLM.int8 do decompose
+    EXPECT_NE(run(fn, l, x, m), plain);
+    l.view.format = LinearFormat::W8A8;
   }
 }
 

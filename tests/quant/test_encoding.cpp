@@ -273,5 +273,86 @@ TEST(Decoding, ErrorsNameTheProblem) {
   }
 }
 
+TEST(Decoding, ConfigGroupPriorityIsNameThenRegexThenClass) {
+  // compressed-tensors gives a layer the scheme of its highest-priority target: its exact
+  // name, then a "re:" regex, then the class "Linear". A generic "Linear" group listed first
+  // used to win, reading this asymmetric layer as symmetric (zero points silently dropped).
+  TempDir dir;
+  const PackedLayer asym = quantize_w4a16("model.mlp.down_proj", f32_tensor(gaussian_values(4 * 32, 6), {4, 32}),
+                                          nullptr, {.group_size = 8, .symmetric = false});
+  std::vector<std::pair<std::string, Tensor>> t;
+  for (auto& e : encode_layer(asym)) t.push_back(std::move(e));
+  const auto asym_cfg = quantization_config(LinearFormat::W4A16, &asym, {});
+  PackedLayer sym_example = asym;
+  sym_example.zeros4.clear();
+  const auto generic = quantization_config(LinearFormat::W4A16, &sym_example, {})["config_groups"]["group_0"];
+  auto specific = asym_cfg["config_groups"]["group_0"];
+  for (const char* target : {"re:.*down_proj$", "model.mlp.down_proj"}) {
+    SCOPED_TRACE(target);
+    auto cfg = asym_cfg;
+    specific["targets"] = {target};
+    cfg["config_groups"] = {{"group_0", generic}, {"group_1", specific}};
+    const std::string folder = std::string("p") + (target[0] == 'r' ? "re" : "name");
+    testing::write_checkpoint(dir / folder, t, {{"quantization_config", cfg}});
+    expect_same_layer(load_packed_layer(Checkpoint::open(dir / folder), "model.mlp.down_proj"), asym);
+  }
+  // An exact name beats a regex, whatever the group order.
+  auto cfg = asym_cfg;
+  auto wrong = generic;
+  wrong["targets"] = {"re:.*down_proj$"};
+  specific["targets"] = {"model.mlp.down_proj"};
+  cfg["config_groups"] = {{"group_0", wrong}, {"group_1", specific}};
+  testing::write_checkpoint(dir / "order", t, {{"quantization_config", cfg}});
+  expect_same_layer(load_packed_layer(Checkpoint::open(dir / "order"), "model.mlp.down_proj"), asym);
+  // A Python-only regex (lookbehind) is an Error naming the target, not a bare regex_error.
+  wrong["targets"] = {"re:(?<=mlp\\.)down_proj"};
+  cfg["config_groups"] = {{"group_0", wrong}};
+  testing::write_checkpoint(dir / "badre", t, {{"quantization_config", cfg}});
+  try {
+    load_packed_layer(Checkpoint::open(dir / "badre"), "model.mlp.down_proj");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("target 're:(?<=mlp\\.)down_proj'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Decoding, WeightArgumentsMayOmitStrategyOrHoldNulls) {
+  // compressed-tensors infers a missing strategy from group_size (> 0: group, -1: channel,
+  // none: tensor). Reading config["strategy"] of a const json without the key was undefined
+  // behaviour; a layer written with it left out must load as the group layer it is.
+  TempDir dir;
+  const PackedLayer w4 = quantize_w4a16("fc", f32_tensor(gaussian_values(4 * 32, 3), {4, 32}), nullptr,
+                                        {.group_size = 8, .symmetric = false});
+  std::vector<std::pair<std::string, Tensor>> t;
+  for (auto& e : encode_layer(w4)) t.push_back(std::move(e));
+  auto cfg = quantization_config(LinearFormat::W4A16, &w4, {});
+  cfg["config_groups"]["group_0"]["weights"].erase("strategy");
+  cfg["config_groups"]["group_0"]["weights"]["observer"] = nullptr;
+  testing::write_checkpoint(dir / "a", t, {{"quantization_config", cfg}});
+  expect_same_layer(load_packed_layer(Checkpoint::open(dir / "a"), "fc"), w4);
+
+  // A field of the wrong type is an Error naming the layer and the field, not a bare
+  // json exception.
+  cfg["config_groups"]["group_0"]["weights"]["num_bits"] = "four";
+  testing::write_checkpoint(dir / "b", t, {{"quantization_config", cfg}});
+  try {
+    load_packed_layer(Checkpoint::open(dir / "b"), "fc");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("fc: weights.num_bits is \"four\""), std::string::npos) << e.what();
+  }
+  // A null group_size with strategy group is an Error too (group size 0), not a type_error.
+  cfg["config_groups"]["group_0"]["weights"]["num_bits"] = 4;
+  cfg["config_groups"]["group_0"]["weights"]["strategy"] = "group";
+  cfg["config_groups"]["group_0"]["weights"]["group_size"] = nullptr;
+  testing::write_checkpoint(dir / "c", t, {{"quantization_config", cfg}});
+  try {
+    load_packed_layer(Checkpoint::open(dir / "c"), "fc");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("group size 0"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace modelpress::quant

@@ -177,6 +177,28 @@ TEST_F(ValidateE2E, DumpOutputsHoldsTheRowsAndBothOutputs) {
   }
 }
 
+TEST_F(ValidateE2E, DumpOutputsNeverOverwritesAnInput) {
+  // The dump is renamed over its target: pointed at the calibration file or a checkpoint's
+  // weights, it used to replace them silently. Now a one-line error, inputs untouched.
+  const Checkpoint packed = Checkpoint::open(dir_ / "int8");
+  const std::string calib = dir_ / "calib.safetensors";
+  {
+    SafetensorsWriter w(calib, {{"format", "modelpress-calibration"}, {"version", "1"}});
+    for (const auto& name : quant::packed_layer_names(packed)) {
+      const int64_t k = quant::load_packed_layer(packed, name).k;
+      w.append(name, Tensor::from_f32(synthetic_activations(4, k, 3).values, DType::F32, {4, k}));
+    }
+    w.finish();
+  }
+  for (const std::string target : {calib, dir_ / "model/model.safetensors", dir_ / "int8/model.safetensors"}) {
+    SCOPED_TRACE(target);
+    const std::string before = read_file(target);
+    expect_one_line_error(run(dir_, validate_args() + " --calib " + q(calib) + " --dump-outputs " + q(target)),
+                          {target, "--dump-outputs would overwrite"});
+    EXPECT_TRUE(read_file(target) == before) << target << " was modified";
+  }
+}
+
 TEST_F(ValidateE2E, CalibrationFileMissingALayerIsAOneLineError) {
   const std::string calib = dir_ / "calib.safetensors";
   {
@@ -266,6 +288,27 @@ TEST(ValidateDriver, EveryFormat) {
       EXPECT_FALSE(l.outliers.has_value());
     }
   }
+}
+
+TEST(ValidateDriver, ThresholdZeroIsOneNoteNotOnePerLayer) {
+  TempDir dir;
+  write_model(dir / "model");
+  const CommandResult r = run(dir, "quantize " + q(dir / "model") + " -o " + q(dir / "int8") +
+                                       " --method llm-int8 --threshold 0");
+  ASSERT_EQ(r.status, 0) << r.err;
+  quant::ValidateOptions o;
+  o.original = dir / "model";
+  o.compressed = dir / "int8";
+  o.rows = 8;
+  o.timed_runs = 1;
+  const ValidationReport rep = quant::validate_checkpoints(o);
+  ASSERT_EQ(rep.layers.size(), 14u);
+  for (const auto& l : rep.layers) EXPECT_FALSE(l.outliers.has_value()) << l.name;
+  const auto n = std::count_if(rep.notes.begin(), rep.notes.end(),
+                               [](const std::string& s) { return s.find("threshold 0") != std::string::npos; });
+  EXPECT_EQ(n, 1) << "one note for all 14 layers";
+  for (const auto& s : rep.notes)
+    if (s.find("threshold 0") != std::string::npos) EXPECT_EQ(s.rfind("14 LLM.int8 layer(s)", 0), 0u) << s;
 }
 
 }  // namespace
