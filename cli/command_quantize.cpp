@@ -3,6 +3,8 @@
 // checkpoint that transformers + bitsandbytes (llm-int8) or vLLM / compressed-tensors
 // (w8a8, w4a16) load. Ends with a summary table; --json prints the full per-layer report.
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -63,27 +65,50 @@ void print_summary(const quant::QuantizeReport& r, double seconds, const std::st
 void set_quantize_command(CLI::App& app) {
   auto opts = std::make_shared<QuantizeCommandOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "quantize", "Quantize every linear layer: llm-int8 (bitsandbytes int8), w8a8 (compressed-tensors "
-                  "int-quantized), w4a16 (compressed-tensors pack-quantized, 4-bit groups)");
+      "quantize", "Quantize the linear layers of a checkpoint. Embeddings, norms, lm_head and MoE routers are kept "
+                  "as they are (copied), as are layers matching --skip");
   cmd->add_option("input", opts->input, "Checkpoint to read (folder, .safetensors, .gguf)")->required();
   cmd->add_option("-o,--output", opts->output, "Output folder (created; must not exist unless --overwrite)")->required();
-  cmd->add_option("--method", opts->method, "llm-int8, w8a8 or w4a16")
+  cmd->add_option("--method", opts->method,
+                  "llm-int8: int8 weights + 16-bit outlier activation columns, bitsandbytes layout "
+                  "(transformers load_in_8bit); w8a8: int8 per-channel weights, dynamic int8 per-token activations; "
+                  "w4a16: 4-bit group-wise weights, 16-bit activations (w8a8 and w4a16 in the compressed-tensors "
+                  "format vLLM loads)")
       ->required()
       ->check(CLI::IsMember({"llm-int8", "w8a8", "w4a16"}));
-  cmd->add_option("--threshold", opts->threshold,
-                  "llm-int8: activation outlier threshold written to the config (0 turns the decomposition off)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--group-size", opts->group_size, "w4a16: input columns per scale; must divide every layer's K")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_flag("--asymmetric", opts->asymmetric, "w4a16: per-group zero points (default symmetric)");
+  // Validators of our own: CLI11's range checks print the limits of double in full.
+  auto* threshold =
+      cmd->add_option("--threshold", opts->threshold,
+                      "llm-int8 only: activation outlier threshold written to the config (0 turns the "
+                      "decomposition off)")
+          ->capture_default_str()
+          ->check(CLI::Validator(
+              [](const std::string& v) -> std::string {
+                const double t = std::strtod(v.c_str(), nullptr);
+                return std::isfinite(t) && t >= 0 ? "" : "must be a finite number >= 0, got " + v;
+              },
+              "FLOAT>=0"));
+  auto* group_size =
+      cmd->add_option("--group-size", opts->group_size, "w4a16 only: input columns per scale; must divide every layer's K")
+          ->capture_default_str()
+          ->check(CLI::Validator(
+              [](const std::string& v) -> std::string {
+                return std::strtoll(v.c_str(), nullptr, 10) >= 1 ? "" : "must be a positive integer, got " + v;
+              },
+              "INT>=1"));
+  auto* asymmetric = cmd->add_flag("--asymmetric", opts->asymmetric, "w4a16 only: per-group zero points (default symmetric)");
   cmd->add_option("--skip", opts->skip, "Regex searched in module names (e.g. 'layers\\.0\\.' or 'down_proj'); "
                                         "matching layers stay unquantized (repeatable)");
   cmd->add_option("--max-shard-size", opts->max_shard, "Largest shard, e.g. 5GB, 500MB, 2GiB")->capture_default_str();
   cmd->add_flag("--overwrite", opts->overwrite, "Replace an existing output folder once the new one is complete");
   cmd->add_flag("--json", opts->json, "Print the per-layer report as JSON instead of the summary table");
-  cmd->callback([opts] {
+  cmd->callback([opts, threshold, group_size, asymmetric] {
+    // An option of another method is a mistake worth stopping for, not something to ignore.
+    if (opts->method != "llm-int8" && threshold->count() > 0)
+      throw CLI::ValidationError("--threshold", "applies to --method llm-int8 only");
+    if (opts->method != "w4a16" && (group_size->count() > 0 || asymmetric->count() > 0))
+      throw CLI::ValidationError(group_size->count() > 0 ? "--group-size" : "--asymmetric",
+                                 "applies to --method w4a16 only");
     static const std::map<std::string, kernels::LinearFormat> methods{{"llm-int8", kernels::LinearFormat::LlmInt8},
                                                                       {"w8a8", kernels::LinearFormat::W8A8},
                                                                       {"w4a16", kernels::LinearFormat::W4A16}};

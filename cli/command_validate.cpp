@@ -1,6 +1,7 @@
 // modelpress validate --original A --compressed B: runs every packed layer of B through its
 // kernel and against A's original weight, and reports accuracy, size and latency (a
 // Markdown summary on stdout, or JSON with --json; --report writes .html/.md/.json).
+#include <filesystem>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -45,6 +46,21 @@ kernels::Backend pick_backend(const std::string& wanted, std::string& note, bool
   return kernels::Backend::Cpu;
 }
 
+// --report renames its file over the target: an existing file that is an input (the
+// calibration file, a checkpoint file, or any file inside a checkpoint folder such as its
+// config.json) would be silently replaced. Refused before any work.
+void refuse_report_over_input(const std::string& report, const quant::ValidateOptions& run) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(report, ec)) return;
+  for (const std::string& in : {run.original, run.compressed, run.calibration}) {
+    if (in.empty()) continue;
+    const bool inside = fs::is_directory(in, ec) && fs::equivalent(fs::absolute(report).parent_path(), in, ec);
+    if (inside || fs::equivalent(report, in, ec))
+      throw Error(report + ": --report would overwrite a file of the input " + in + "; write the report elsewhere");
+  }
+}
+
 }  // namespace
 
 void set_validate_command(CLI::App& app) {
@@ -60,10 +76,12 @@ void set_validate_command(CLI::App& app) {
   cmd->add_option("--backend", opts->backend, "Where the kernels run: cpu, cuda, or auto (cuda when usable)")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
-  cmd->add_option("--rows", r.rows, "Activation rows (tokens) per layer")->capture_default_str()
+  cmd->add_option("--rows", r.rows, "Activation rows (tokens) per layer; with --calib at most this many, "
+                                    "spread evenly over the file's rows")->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cmd->add_option("--seed", r.seed, "Seed of the synthetic activations")->capture_default_str();
-  cmd->add_option("--runs", r.timed_runs, "Timed kernel runs per layer (median reported)")->capture_default_str()
+  cmd->add_option("--runs", r.timed_runs, "Timed kernel runs per layer, at most: the median is reported, and a "
+                                       "kernel stops after 5 runs once 0.3 s are spent on it")->capture_default_str()
       ->check(CLI::Range(1, 100000));
   cmd->add_option("--report", opts->report, "Also write the report to FILE: .html, .md or .json by extension");
   cmd->add_option("--dump-outputs", r.dump_outputs,
@@ -71,8 +89,11 @@ void set_validate_command(CLI::App& app) {
                   "and dense output <layer>.y_reference (f32), for comparing with other tools");
   cmd->add_flag("--json", opts->json, "Print the report as JSON instead of the Markdown summary");
   cmd->callback([opts] {
-    if (!opts->report.empty()) report_kind_for(opts->report);  // a bad name fails before the work
     auto& run = opts->run;
+    if (!opts->report.empty()) {
+      report_kind_for(opts->report);  // a bad name fails before the work
+      refuse_report_over_input(opts->report, run);
+    }
     run.backend = pick_backend(opts->backend, run.backend_note, run.fall_back_to_cpu);
     std::unique_ptr<Progress> progress;
     run.on_layer = [&progress](size_t i, size_t n, const std::string& name) {

@@ -76,6 +76,21 @@ TEST(QuantizeCli, UsageErrorsExitTwo) {
   EXPECT_EQ(run(dir, "quantize '" + (dir / "m") + "' -o '" + (dir / "q") + "' --method int3").status, 2);
   EXPECT_EQ(run(dir, "quantize '" + (dir / "m") + "' --method w8a8").status, 2);  // no -o
   EXPECT_EQ(run(dir, "quantize '" + (dir / "m") + "' -o '" + (dir / "q") + "' --method w4a16 --group-size -4").status, 2);
+  // Out-of-range values name the option in one short line (not the limits of double).
+  for (const char* bad : {" --method llm-int8 --threshold nan", " --method llm-int8 --threshold inf",
+                          " --method llm-int8 --threshold -1", " --method w4a16 --group-size 0"}) {
+    const CommandResult r = run(dir, "quantize '" + (dir / "m") + "' -o '" + (dir / "q") + "'" + bad);
+    EXPECT_EQ(r.status, 2) << bad;
+    EXPECT_LE(lines(r.err), 3u) << r.err;
+    EXPECT_LT(r.err.size(), 300u) << r.err;
+  }
+  // An option of another method is refused, not silently ignored.
+  for (const char* other : {" --method w8a8 --threshold 4", " --method llm-int8 --group-size 64",
+                            " --method w8a8 --asymmetric"}) {
+    const CommandResult r = run(dir, "quantize '" + (dir / "m") + "' -o '" + (dir / "q") + "'" + other);
+    EXPECT_EQ(r.status, 2) << other;
+    EXPECT_NE(r.err.find("only"), std::string::npos) << r.err;
+  }
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "q"));
   const CommandResult help = run(dir, "quantize --help");
   EXPECT_EQ(help.status, 0);

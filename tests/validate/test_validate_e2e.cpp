@@ -199,6 +199,17 @@ TEST_F(ValidateE2E, DumpOutputsNeverOverwritesAnInput) {
   }
 }
 
+TEST_F(ValidateE2E, ReportNeverOverwritesAnInput) {
+  // config.json passes the extension check; as a file of an input checkpoint it is refused.
+  for (const std::string target : {dir_ / "model/config.json", dir_ / "int8/config.json"}) {
+    SCOPED_TRACE(target);
+    const std::string before = read_file(target);
+    ASSERT_FALSE(before.empty());
+    expect_one_line_error(run(dir_, validate_args() + " --report " + q(target)), {target, "--report would overwrite"});
+    EXPECT_TRUE(read_file(target) == before) << target << " was modified";
+  }
+}
+
 TEST_F(ValidateE2E, CalibrationFileMissingALayerIsAOneLineError) {
   const std::string calib = dir_ / "calib.safetensors";
   {
