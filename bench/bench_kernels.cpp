@@ -7,6 +7,7 @@
 //       STREAM-style copy measured in the same run. Bytes = packed weight + scales + x + y.
 //       Goal: >= 60% of the copy bandwidth. A read-only sweep is printed beside it, because
 //       the GEMV only reads and a copy also writes.
+//   (c) LUT GEMV (batch 1, 3 and 4 bits, 16384 x 16384) against the same copy. Goal: >= 60%.
 //
 // Usage: bench_kernels [--runs N] [--quick]   (--quick: small shapes, a smoke test)
 #include <omp.h>
@@ -22,6 +23,7 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/dense_f32.h"
+#include "kernels/lut_linear.h"
 #include "kernels/int8_gemm.h"
 #include "kernels/packed_linear.h"
 #include "kernels/w4a16.h"
@@ -145,29 +147,74 @@ void bench_w4a16_gemv(Bandwidth& bw, int64_t n, int64_t k, int64_t group, int ro
               bytes / t * 1e-9, 100.0 * bytes / t / copy_bw, 100.0 * bytes / t / read_bw);
 }
 
+// (c) LUT (palettized) GEMV at batch 1, b-bit indices, one f16-valued table per tensor,
+// against the same run's copy bandwidth. Bytes = indices + table + x + y: the table is in
+// registers, so the index stream is the memory traffic. Goal: >= 60% of the copy bandwidth.
+void bench_lut_gemv(Bandwidth& bw, int64_t n, int64_t k, int bits, int rounds) {
+  std::mt19937 rng(3);
+  const int64_t rb = mk::lut_row_bytes(k, bits);
+  std::vector<uint8_t> idx(static_cast<size_t>(n * rb));
+  for (auto& v : idx) v = static_cast<uint8_t>(rng());
+  std::vector<float> lut(static_cast<size_t>(1) << bits), x(k), y(n);
+  std::uniform_real_distribution<float> u(-0.02f, 0.02f);
+  for (auto& v : lut) v = u(rng);
+  for (auto& v : x) v = u(rng);
+  mk::PackedLinear layer;
+  layer.format = mk::LinearFormat::Lut;
+  layer.n = n;
+  layer.k = k;
+  layer.lut = {idx.data(), lut.data(), nullptr, n, k, n, bits};
+  auto gemv = [&] { mk::run_linear(layer, x.data(), 1, y.data(), mk::Backend::Cpu, nullptr); };
+  std::vector<double> tc, tg;
+  for (int i = 0; i < 3; ++i) bw.copy(), gemv();
+  for (int r = 0; r < rounds; ++r) {
+    tc.push_back(median_seconds(0, 1, [&] { bw.copy(); }));
+    tg.push_back(median_seconds(0, 1, gemv));
+  }
+  std::sort(tc.begin(), tc.end());
+  std::sort(tg.begin(), tg.end());
+  const double t = tg[tg.size() / 2], copy_bw = bw.copy_bytes() / tc[tc.size() / 2];
+  const double bytes = static_cast<double>(idx.size()) + lut.size() * 2.0 + x.size() * 4.0 + y.size() * 4.0;
+  g_sink = y[0] + bw.dst[bw.dst.size() / 2];
+  std::printf("(c) LUT GEMV %d-bit N=%ld K=%ld (%.1f MiB), %d threads, median of %d rounds\n", bits, static_cast<long>(n),
+              static_cast<long>(k), bytes / (1 << 20), omp_get_max_threads(), rounds);
+  std::printf("  copy %6.2f GB/s; GEMV %8.3f ms  %6.2f GB/s = %.0f%% of copy (goal >= 60%%), %.2f Gweights/s\n",
+              copy_bw * 1e-9, t * 1e3, bytes / t * 1e-9, 100.0 * bytes / t / copy_bw,
+              static_cast<double>(n) * k / t * 1e-9);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int runs = 15;
-  bool quick = false;
+  bool quick = false, lut_only = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--runs") && i + 1 < argc) runs = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--lut-only")) lut_only = true;
     else {
-      std::fprintf(stderr, "usage: bench_kernels [--runs N] [--quick]\n");
+      std::fprintf(stderr, "usage: bench_kernels [--runs N] [--quick] [--lut-only]\n");
       return 2;
     }
   }
   const mk::CpuFeatures& f = mk::cpu_features();
   std::printf("CPU: avx2+fma %s, avx512-vnni %s; OpenMP threads %d\n", f.avx2_fma ? "yes" : "no",
               f.avx512_vnni ? "yes" : "no", omp_get_max_threads());
-  bench_int8_gemm(quick ? 256 : 2048, quick ? 3 : runs);
+  if (!lut_only) bench_int8_gemm(quick ? 256 : 2048, quick ? 3 : runs);
   Bandwidth bw(quick ? (int64_t{1} << 20) : (int64_t{1} << 25));  // 128 MiB per array: 4x the L3
-  if (quick) {
+  if (lut_only) {
+    bench_w4a16_gemv(bw, 16384, 8192, 128, 3 * runs);  // context for the LUT numbers, same run
+  } else if (quick) {
     bench_w4a16_gemv(bw, 512, 1024, 128, 3);
   } else {
     bench_w4a16_gemv(bw, 8192, 8192, 128, 3 * runs);
     bench_w4a16_gemv(bw, 16384, 8192, 128, 3 * runs);
+  }
+  // --lut-only skips (a) and (b) (a minute), for the LUT numbers alone.
+  if (quick) {
+    bench_lut_gemv(bw, 512, 1024, 3, 3);
+  } else {
+    for (int bits : {3, 4}) bench_lut_gemv(bw, 16384, 16384, bits, 3 * runs);
   }
   return 0;
 }

@@ -69,7 +69,7 @@ void set_validate_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("validate", "Run every packed layer of a compressed checkpoint through its kernel "
                                                  "and compare with the original: error, size, latency");
   cmd->add_option("--original", r.original, "The checkpoint the compressed one was made from")->required();
-  cmd->add_option("--compressed", r.compressed, "The compressed checkpoint (bitsandbytes int8 or compressed-tensors)")
+  cmd->add_option("--compressed", r.compressed, "The compressed checkpoint (bitsandbytes int8, compressed-tensors, or modelpress-palettization from `cluster`)")
       ->required();
   cmd->add_option("--calib", r.calibration, "Calibration file with recorded layer inputs "
                                             "(tools/record_calibration.py); default: synthetic activations");

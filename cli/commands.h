@@ -11,5 +11,9 @@ void set_convert_command(CLI::App& app);
 void set_synth_command(CLI::App& app);
 void set_quantize_command(CLI::App& app);
 void set_validate_command(CLI::App& app);
+void set_cluster_command(CLI::App& app);
+void set_decompress_command(CLI::App& app);
+void set_merge_command(CLI::App& app);
+void set_bench_command(CLI::App& app);
 
 }  // namespace modelpress::cli

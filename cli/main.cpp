@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
   modelpress::cli::set_synth_command(app);
   modelpress::cli::set_quantize_command(app);
   modelpress::cli::set_validate_command(app);
+  modelpress::cli::set_cluster_command(app);
+  modelpress::cli::set_decompress_command(app);
+  modelpress::cli::set_merge_command(app);
+  modelpress::cli::set_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -22,6 +22,16 @@ int64_t logical_numel(const Checkpoint& ck, const CheckpointTensor& t) {
       return n;
     }
   }
+  // A palettized weight (modelpress cluster) too: its indices count as the weight's
+  // parameters, the table and row scales as their own.
+  if (ends_with(t.name, ".weight_lut_indices")) {
+    const std::string shape_name = t.name.substr(0, t.name.size() - 12) + "shape";
+    if (const CheckpointTensor* s = ck.find(shape_name); s && s->shape.size() == 1) {
+      int64_t n = 1;
+      for (float d : ck.read(*s).to_f32()) n *= static_cast<int64_t>(d);
+      return n;
+    }
+  }
   return shape_numel(t.shape);
 }
 
@@ -37,8 +47,9 @@ nlohmann::ordered_json detect_quantization(const Checkpoint& ck) {
     if (g->metadata().contains("general.file_type")) q["file_type"] = g->metadata()["general.file_type"];
     return q;
   }
-  int scb = 0, packed = 0, scaled = 0;
+  int scb = 0, packed = 0, scaled = 0, lut = 0;
   for (const auto& t : ck.tensors()) {
+    if (ends_with(t.name, ".weight_lut_indices")) ++lut;
     if (ends_with(t.name, ".SCB")) ++scb;
     if (ends_with(t.name, ".weight_packed")) ++packed;
     if (ends_with(t.name, ".weight_scale")) ++scaled;
@@ -48,6 +59,8 @@ nlohmann::ordered_json detect_quantization(const Checkpoint& ck) {
     const auto& qc = cfg["quantization_config"];
     q["method"] = qc.value("quant_method", std::string("unknown"));
     q["config"] = qc;
+  } else if (lut > 0) {
+    q["method"] = "modelpress-palettization";
   } else if (scb > 0) {
     q["method"] = "bitsandbytes";
   } else if (packed > 0 || scaled > 0) {
@@ -58,6 +71,7 @@ nlohmann::ordered_json detect_quantization(const Checkpoint& ck) {
   if (scb > 0) q["int8_layers"] = scb;
   if (packed > 0) q["packed_layers"] = packed;
   if (scaled > 0) q["scaled_layers"] = scaled;
+  if (lut > 0) q["palettized_layers"] = lut;
   return q;
 }
 

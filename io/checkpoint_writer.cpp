@@ -72,6 +72,7 @@ void CheckpointWriter::finish() {
     }
   }
   if (!config_.is_null()) write_text_file((staging / "config.json").string(), config_.dump(2) + "\n");
+  for (const auto& [rel, text] : extra_files_) write_text_file((staging / rel).string(), text);
 
   // Move into place. An existing target (allowed by --overwrite) is set aside first and
   // deleted only once the new folder is in place.

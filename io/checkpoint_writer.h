@@ -8,6 +8,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -35,6 +37,11 @@ class CheckpointWriter {
   // The config.json to write instead of the source's.
   void set_config(nlohmann::json config) { config_ = std::move(config); }
   const nlohmann::json& config() const { return config_; }
+  // A small text file written beside the weights by finish() (after the carried side files,
+  // so it wins over one of the same name), e.g. a merge's state.
+  void add_text_file(const std::string& relative_path, std::string text) {
+    extra_files_.emplace_back(relative_path, std::move(text));
+  }
   // Writes the index, side files and config, then moves the folder into place.
   void finish();
 
@@ -44,6 +51,7 @@ class CheckpointWriter {
   const Checkpoint* source_;
   CheckpointWriterOptions options_;
   nlohmann::json config_;
+  std::vector<std::pair<std::string, std::string>> extra_files_;
   std::unique_ptr<ShardedSafetensorsWriter> weights_;
   bool finished_ = false;
 };

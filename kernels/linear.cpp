@@ -4,8 +4,13 @@
 
 #include "kernels/dense_f32.h"
 #include "kernels/llm_int8.h"
+#include "kernels/lut_linear.h"
 #include "kernels/packed_linear.h"
 #include "kernels/w4a16.h"
+
+#ifdef MODELPRESS_HAVE_CUDA
+#include "kernels/cuda/linear_cuda.h"
+#endif
 
 namespace modelpress::kernels {
 
@@ -23,6 +28,7 @@ const char* format_name(LinearFormat f) {
     case LinearFormat::W8A8: return "w8a8";
     case LinearFormat::LlmInt8: return "llm-int8";
     case LinearFormat::W4A16: return "w4a16";
+    case LinearFormat::Lut: return "lut";
   }
   return "?";
 }
@@ -81,6 +87,11 @@ bool layout_ok(const PackedLinear& l, std::string* why) {
                              std::to_string(w.k));
       return true;
     }
+    case LinearFormat::Lut: {
+      if (l.lut.n != l.n || l.lut.k != l.k)
+        return fail(why, "lut weight " + shape(l.lut.n, l.lut.k) + " does not match the layer " + shape(l.n, l.k));
+      return lut_layout_ok(l.lut, why);
+    }
   }
   return fail(why, "unknown layer format");
 }
@@ -89,9 +100,13 @@ bool layout_ok(const PackedLinear& l, std::string* why) {
 
 bool linear_supported(const PackedLinear& layer, Backend backend, std::string* why) {
   if (!layout_ok(layer, why)) return false;
-  if (backend == Backend::Cuda)
-    // A CUDA build sees the GPU (backend.h) but has no linear kernels yet.
-    return fail(why, "CUDA kernels arrive with the CUDA issue");
+  if (backend == Backend::Cuda) {
+#ifdef MODELPRESS_HAVE_CUDA
+    return cuda::cuda_linear_supported(layer, why);
+#else
+    return fail(why, "this build has no CUDA backend (configure with -DMODELPRESS_CUDA=ON where nvcc exists)");
+#endif
+  }
   return true;
 }
 
@@ -101,6 +116,7 @@ size_t linear_workspace_bytes(const PackedLinear& layer, int64_t m) {
     case LinearFormat::W8A8:
     case LinearFormat::LlmInt8: return llm_int8_workspace_bytes(m, layer.n, layer.k);
     case LinearFormat::W4A16: return w4a16_workspace_bytes(layer.w4, m);
+    case LinearFormat::Lut: return 0;  // reads x as it is
   }
   return 0;
 }
@@ -111,6 +127,11 @@ void run_linear(const PackedLinear& layer, const float* x, int64_t m, float* y, 
     throw std::invalid_argument(std::string("run_linear (") + format_name(layer.format) + " on " +
                                 backend_name(backend) + "): " + why);
   if (m <= 0) return;
+#ifdef MODELPRESS_HAVE_CUDA
+  // The CUDA kernels take every shape the layout check admits (padding and general fallbacks
+  // inside); they copy x and the weight to the device and y back (kernels/cuda/linear_cuda.h).
+  if (backend == Backend::Cuda) return cuda::cuda_run_linear(layer, x, m, y);
+#endif
   // Each kernel below logs once, and takes its reference path, where its fast path cannot
   // take the shape or this CPU.
   switch (layer.format) {
@@ -126,6 +147,8 @@ void run_linear(const PackedLinear& layer, const float* x, int64_t m, float* y, 
       return llm_int8_linear(layer, x, m, y, workspace);
     case LinearFormat::W4A16:
       return w4a16_linear(layer.w4, layer.bias, x, m, y, workspace);
+    case LinearFormat::Lut:
+      return lut_linear(layer.lut, layer.bias, x, m, y);
   }
 }
 

@@ -45,11 +45,28 @@ struct W4Weight {
   int64_t n = 0, k = 0, group = 0;  // K % group == 0, group even
 };
 
+// Palettized weight (eDKM / k-means weight clustering): every weight is an index into a
+// lookup table of 2^bits f32 centroids, one table per group of `group_rows` consecutive
+// output rows (group_rows = N: one table for the tensor), optionally times a per-row scale:
+//   w[n][k] = lut[(n / group_rows) * 2^bits + idx[n][k]] * (row_scale ? row_scale[n] : 1)
+// Indices: each row is its own little-endian bit stream of lut_row_bytes(K, bits) bytes;
+// index k occupies bits [k * bits, k * bits + bits) (LSB first, as Core ML packs them), so
+// a row starts on a byte and 8 indices are exactly `bits` bytes. Bits past K are 0.
+struct LutWeight {
+  const uint8_t* indices = nullptr;  // (N, lut_row_bytes(K, bits))
+  const float* lut = nullptr;        // (N / group_rows, 2^bits)
+  const float* row_scale = nullptr;  // (N), or null
+  int64_t n = 0, k = 0, group_rows = 0;
+  int bits = 0;  // 1..8
+};
+inline int64_t lut_row_bytes(int64_t k, int bits) { return (k * bits + 7) / 8; }
+
 enum class LinearFormat {
   DenseF32,  // dense f32 weight: the baseline every other format is measured against
   W8A8,      // int8 weight x int8 activations quantized per row (dynamic, symmetric)
   LlmInt8,   // W8A8 plus LLM.int8 decomposition of outlier activation columns
   W4A16,     // 4-bit weight, f32 activations, dequantized on the fly
+  Lut,       // palettized weight (LutWeight), f32 activations, looked up on the fly
 };
 const char* format_name(LinearFormat f);
 
@@ -59,6 +76,7 @@ struct PackedLinear {
   const float* dense = nullptr;  // DenseF32: (N, K)
   Int8Weight int8;               // W8A8, LlmInt8
   W4Weight w4;                   // W4A16
+  LutWeight lut;                 // Lut
   // LlmInt8: a column of x holding any |x| >= threshold is an outlier column: it is left out
   // of the int8 product (and of the row absmax) and multiplied in floating point. 0 turns
   // the decomposition off (then LlmInt8 == W8A8). Precisely, as bitsandbytes: the row absmax

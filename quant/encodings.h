@@ -51,6 +51,13 @@ PackedLayer load_compressed_tensors(const Checkpoint& ck, const std::string& nam
 // pack_to_int32) this encoding was checked against; written as quantization_config.version.
 inline constexpr const char* kCompressedTensorsVersion = "0.20.0";
 
+// Palettized (LUT) layers: modelpress' own convention (lut_encoding.cpp).
+inline constexpr const char* kLutQuantMethod = "modelpress-palettization";
+void encode_lut(PackedLayer&& layer, NamedTensors& out);
+nlohmann::json lut_config(const PackedLayer* example, const std::vector<std::string>& skipped,
+                          const std::string& algorithm);
+PackedLayer load_lut(const Checkpoint& ck, const std::string& name);
+
 // Shared by the decoders.
 const CheckpointTensor& require_tensor(const Checkpoint& ck, const std::string& name, const std::string& why);
 std::vector<float> read_f32(const Checkpoint& ck, const CheckpointTensor& t);

@@ -9,6 +9,7 @@
 #include "io/checkpoint.h"
 #include "io/error.h"
 #include "io/float_convert.h"
+#include "kernels/lut_linear.h"
 #include "quant/encodings.h"
 #include "quant/rtn.h"
 #include "quant/weight_rows.h"
@@ -23,6 +24,7 @@ const char* method_name(LinearFormat format) {
     case LinearFormat::LlmInt8: return "llm-int8";
     case LinearFormat::W8A8: return "w8a8";
     case LinearFormat::W4A16: return "w4a16";
+    case LinearFormat::Lut: return "cluster";
   }
   return "dense";
 }
@@ -44,6 +46,10 @@ kernels::PackedLinear PackedLayer::view() const {
     case LinearFormat::W4A16:
       p.w4 = {packed4.data(), scales4.data(), zeros4.empty() ? nullptr : zeros4.data(), n, k, group};
       break;
+    case LinearFormat::Lut:
+      p.lut = {lut_indices.data(), lut.data(), lut_row_scale.empty() ? nullptr : lut_row_scale.data(), n, k, group,
+               lut_bits};
+      break;
   }
   p.bias = bias.empty() ? nullptr : bias.data();
   return p;
@@ -64,6 +70,12 @@ uint64_t PackedLayer::weight_bytes() const {
       uint64_t bytes = 4 * N * static_cast<uint64_t>(packed_int32_words(k, 4)) + N * groups * scale_size + 2 * 8;
       if (!zeros4.empty()) bytes += 4 * static_cast<uint64_t>(packed_int32_words(n, 4)) * groups;
       return bytes;
+    }
+    case LinearFormat::Lut: {
+      // Indices, tables (and their int8 scales), row scales, the shape tensor.
+      const uint64_t table_entry = lut_dtype == DType::I8 ? 1 : dtype_size(lut_dtype);
+      return N * static_cast<uint64_t>(kernels::lut_row_bytes(k, lut_bits)) + lut.size() * table_entry +
+             lut_q_scale.size() * 4 + lut_row_scale.size() * scale_size + 2 * 8;
     }
   }
   return 0;
@@ -91,6 +103,16 @@ std::vector<float> dequantize_layer(const PackedLayer& layer) {
           const int zero = layer.zeros4.empty() ? 8 : layer.zeros4[g];
           w[static_cast<size_t>(r * k + c)] = static_cast<float>(u - zero) * layer.scales4[g];
         }
+      return w;
+    }
+    case LinearFormat::Lut: {
+      const kernels::PackedLinear v = layer.view();
+      const int64_t entries = int64_t{1} << layer.lut_bits;
+      for (int64_t r = 0; r < n; ++r) {
+        const float* table = layer.lut.data() + (r / layer.group) * entries;
+        const float s = layer.lut_row_scale.empty() ? 1.0f : layer.lut_row_scale[static_cast<size_t>(r)];
+        for (int64_t c = 0; c < k; ++c) w[static_cast<size_t>(r * k + c)] = table[kernels::lut_index(v.lut, r, c)] * s;
+      }
       return w;
     }
   }
@@ -158,6 +180,7 @@ std::vector<std::pair<std::string, Tensor>> encode_layer(PackedLayer&& layer) {
     case LinearFormat::LlmInt8: encode_bitsandbytes(std::move(layer), out); break;
     case LinearFormat::W8A8:
     case LinearFormat::W4A16: encode_compressed_tensors(std::move(layer), out); break;
+    case LinearFormat::Lut: encode_lut(std::move(layer), out); break;
   }
   // A bias given to the pass goes beside its weight as f32 (what the layer holds). The
   // checkpoint driver passes none and copies the original bias tensor unchanged instead.
@@ -180,6 +203,7 @@ nlohmann::json quantization_config(LinearFormat format, const PackedLayer* examp
     case LinearFormat::LlmInt8: return bitsandbytes_config(example, skipped);
     case LinearFormat::W8A8:
     case LinearFormat::W4A16: return compressed_tensors_config(format, example, skipped);
+    case LinearFormat::Lut: return lut_config(example, skipped, "dkm");
   }
   return nullptr;
 }
@@ -222,6 +246,8 @@ std::vector<std::string> packed_layer_names(const Checkpoint& ck) {
   for (const auto& t : ck.tensors()) {
     if (ends_with(t.name, ".weight_packed")) {
       names.push_back(t.name.substr(0, t.name.size() - 14));
+    } else if (ends_with(t.name, ".weight_lut_indices")) {
+      names.push_back(t.name.substr(0, t.name.size() - 19));
     } else if (ends_with(t.name, ".weight") && t.dtype == DType::I8) {
       const std::string prefix = t.name.substr(0, t.name.size() - 7);
       if (ck.find(prefix + ".SCB") || ck.find(prefix + ".weight_scale")) names.push_back(prefix);
@@ -233,11 +259,12 @@ std::vector<std::string> packed_layer_names(const Checkpoint& ck) {
 PackedLayer load_packed_layer(const Checkpoint& ck, const std::string& name) {
   const std::string method = quant_method(ck);
   if (method == "bitsandbytes" || (method.empty() && ck.find(name + ".SCB"))) return load_bitsandbytes(ck, name);
+  if (method == kLutQuantMethod || (method.empty() && ck.find(name + ".weight_lut_indices"))) return load_lut(ck, name);
   if (method == "compressed-tensors" || (method.empty() && ck.find(name + ".weight_scale")))
     return load_compressed_tensors(ck, name);
   if (!method.empty())
     throw Error(ck.folder() + ": quantization method '" + method + "' is not one modelpress reads "
-                "(bitsandbytes int8, compressed-tensors)");
+                "(bitsandbytes int8, compressed-tensors, modelpress-palettization)");
   throw Error(ck.folder() + ": " + name + " is not a packed layer (no " + name + ".SCB, .weight_scale or .weight_packed)");
 }
 

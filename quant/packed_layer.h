@@ -41,6 +41,15 @@ struct PackedLayer {
   std::vector<int32_t> fp16_cols;   // LlmInt8 paper mode: outlier columns kept in 16-bit
   std::vector<uint16_t> fp16_w;     // (cols, N) f16 bits
   std::vector<float> bias;      // (N) or empty
+  // Lut (quant/edkm.h, encoding in quant/lut_encoding.cpp): `group` is the rows per table.
+  int lut_bits = 0;                   // 1..8
+  std::vector<uint8_t> lut_indices;   // (N, kernels::lut_row_bytes(K, bits)), LSB first
+  std::vector<float> lut;             // (N / group, 2^bits): the values the stored table decodes to
+  std::vector<int8_t> lut_q;          // lut_dtype I8: the codes, lut = code * lut_q_scale[table]
+  std::vector<float> lut_q_scale;     // lut_dtype I8: (N / group)
+  std::vector<float> lut_row_scale;   // (N) per-row scales (stored as scale_dtype), or empty
+  DType lut_dtype = DType::F16;       // F16, F32 or I8
+  DType original_dtype = DType::F32;  // of the clustered weight: what decompress restores
   // How compressed-tensors' weight_scale is stored (W8A8, W4A16): the original weight's
   // dtype (F16/BF16/F32), as llm-compressor writes it, so vLLM's params_dtype copy is exact.
   // The passes round every scale up to this dtype before computing codes, so scale8 /

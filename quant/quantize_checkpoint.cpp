@@ -34,7 +34,7 @@ void refuse_quantized_input(const Checkpoint& in, const std::string& path) {
                 "); quantize the original checkpoint instead");
   }
   for (const auto& t : in.tensors())
-    for (const char* suffix : {".SCB", ".weight_packed", ".weight_scale"})
+    for (const char* suffix : {".SCB", ".weight_packed", ".weight_scale", ".weight_lut_indices"})
       if (ends_with(t.name, suffix))
         throw Error(path + ": already quantized (tensor " + t.name + "); quantize the original checkpoint instead");
 }
@@ -76,6 +76,11 @@ PackedLayer run_pass(const QuantizeOptions& options, const std::string& name, co
     case LinearFormat::LlmInt8: return quantize_llm_int8(name, weight, nullptr, options.llm_int8);
     case LinearFormat::W8A8: return quantize_w8a8(name, weight, nullptr);
     case LinearFormat::W4A16: return quantize_w4a16(name, weight, nullptr, options.w4a16);
+    case LinearFormat::Lut: {
+      if (!options.importance) return cluster_weight(name, weight, nullptr, options.cluster);
+      const std::vector<float> importance = options.importance(name, weight.shape()[1]);
+      return cluster_weight(name, weight, nullptr, options.cluster, &importance);
+    }
     case LinearFormat::DenseF32: break;
   }
   throw Error("quantize: method must be llm-int8, w8a8 or w4a16");
@@ -92,6 +97,10 @@ PackedLayer parameters_of(const PackedLayer& layer) {
   p.threshold = layer.threshold;
   p.scale_dtype = layer.scale_dtype;
   p.zeros4 = layer.zeros4.empty() ? std::vector<uint8_t>{} : std::vector<uint8_t>{8};  // symmetric or not
+  p.lut_bits = layer.lut_bits;
+  p.lut_dtype = layer.lut_dtype;
+  p.original_dtype = layer.original_dtype;
+  p.lut_row_scale = layer.lut_row_scale.empty() ? std::vector<float>{} : std::vector<float>{1.0f};  // scaled or not
   return p;
 }
 
@@ -261,6 +270,8 @@ QuantizeReport quantize_checkpoint(const Checkpoint& in, const std::string& out_
     if (!head_quantized) skipped_modules.push_back("lm_head");
   }
   report.quantization_config = quantization_config(options.method, &*example, skipped_modules);
+  if (options.method == LinearFormat::Lut)
+    report.quantization_config["algorithm"] = options.cluster.algorithm == ClusterAlgorithm::KMeans ? "kmeans" : "dkm";
   nlohmann::json config = in.config().is_object() ? in.config() : nlohmann::json::object();
   config["quantization_config"] = report.quantization_config;
   writer.set_config(std::move(config));

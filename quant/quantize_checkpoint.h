@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/tensor.h"
+#include "quant/edkm.h"
 #include "quant/packed_layer.h"
 
 namespace modelpress {
@@ -25,6 +26,10 @@ struct QuantizeOptions {
   kernels::LinearFormat method = kernels::LinearFormat::LlmInt8;  // LlmInt8, W8A8 or W4A16
   LlmInt8Options llm_int8;
   W4A16Options w4a16;
+  // Lut (`modelpress cluster`): the clustering, and optionally each layer's importance per
+  // input column (diag(X^T X) of its calibration rows) for the sensitivity-weighted variant.
+  ClusterOptions cluster;
+  std::function<std::vector<float>(const std::string& module, int64_t in_features)> importance;
   // ECMAScript regexes searched in each linear layer's module name ("model.layers.0.mlp.
   // down_proj"); a layer any of them matches stays unquantized.
   std::vector<std::string> skip;

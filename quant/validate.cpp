@@ -157,8 +157,8 @@ ValidationReport validate_checkpoints(const ValidateOptions& o) {
 
   const std::vector<std::string> names = packed_layer_names(compressed);
   if (names.empty())
-    fail_file(o.compressed, "no packed linear layers (bitsandbytes int8 or compressed-tensors) to validate; "
-                            "make one with `modelpress quantize`");
+    fail_file(o.compressed, "no packed linear layers (bitsandbytes int8, compressed-tensors, palettized) to validate; "
+                            "make one with `modelpress quantize` or `modelpress cluster`");
 
   ValidationReport report;
   report.original = o.original;
@@ -185,6 +185,10 @@ ValidationReport validate_checkpoints(const ValidateOptions& o) {
     }
   }
   report.backend = kernels::backend_name(backend);
+  if (backend == Backend::Cuda)
+    report.notes.push_back("cuda latencies include copying the weights and activations to the GPU and the output "
+                           "back on every call (run_linear works on host memory); kernel-only timings: "
+                           "modelpress bench --backend cuda");
   Runner runner(backend, o.compressed);
   std::optional<SafetensorsWriter> dump;
   if (!o.dump_outputs.empty())

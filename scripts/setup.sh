@@ -5,9 +5,11 @@
 set -euo pipefail
 
 # chromium: a test renders the HTML validation report headless (tests/validate/render_report.sh).
+# liblapacke-dev, libopenblas-dev: OPCM's SVDs (LAPACK sgesdd) and GEMMs (merge/svd.h).
 apt_packages=(g++ cmake ninja-build pkg-config libeigen3-dev libcli11-dev libgtest-dev libgmock-dev
               nlohmann-json3-dev libonnx-dev libprotobuf-dev protobuf-compiler time
-              chromium)
+              chromium
+              liblapacke-dev libopenblas-dev)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

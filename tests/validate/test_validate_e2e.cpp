@@ -190,7 +190,7 @@ TEST_F(ValidateE2E, DumpOutputsNeverOverwritesAnInput) {
     }
     w.finish();
   }
-  for (const std::string target : {calib, dir_ / "model/model.safetensors", dir_ / "int8/model.safetensors"}) {
+  for (const std::string& target : {calib, dir_ / "model/model.safetensors", dir_ / "int8/model.safetensors"}) {
     SCOPED_TRACE(target);
     const std::string before = read_file(target);
     expect_one_line_error(run(dir_, validate_args() + " --calib " + q(calib) + " --dump-outputs " + q(target)),
@@ -201,7 +201,7 @@ TEST_F(ValidateE2E, DumpOutputsNeverOverwritesAnInput) {
 
 TEST_F(ValidateE2E, ReportNeverOverwritesAnInput) {
   // config.json passes the extension check; as a file of an input checkpoint it is refused.
-  for (const std::string target : {dir_ / "model/config.json", dir_ / "int8/config.json"}) {
+  for (const std::string& target : {dir_ / "model/config.json", dir_ / "int8/config.json"}) {
     SCOPED_TRACE(target);
     const std::string before = read_file(target);
     ASSERT_FALSE(before.empty());
@@ -279,12 +279,13 @@ TEST(ValidateDriver, EveryFormat) {
   write_model(dir / "model");
   struct Case {
     const char* method;
+    const char* options;
     double max_error;
-  } cases[] = {{"w8a8", 0.05}, {"w4a16", 0.2}};
+  } cases[] = {{"w8a8", "", 0.05}, {"w4a16", " --group-size 32", 0.2}};
   for (const auto& c : cases) {
     const std::string out = dir / c.method;
     const CommandResult r = run(dir, "quantize " + q(dir / "model") + " -o " + q(out) + " --method " + c.method +
-                                         " --group-size 32");
+                                         c.options);
     ASSERT_EQ(r.status, 0) << r.err;
     quant::ValidateOptions o;
     o.original = dir / "model";
@@ -318,8 +319,11 @@ TEST(ValidateDriver, ThresholdZeroIsOneNoteNotOnePerLayer) {
   const auto n = std::count_if(rep.notes.begin(), rep.notes.end(),
                                [](const std::string& s) { return s.find("threshold 0") != std::string::npos; });
   EXPECT_EQ(n, 1) << "one note for all 14 layers";
-  for (const auto& s : rep.notes)
-    if (s.find("threshold 0") != std::string::npos) EXPECT_EQ(s.rfind("14 LLM.int8 layer(s)", 0), 0u) << s;
+  for (const auto& s : rep.notes) {
+    if (s.find("threshold 0") != std::string::npos) {
+      EXPECT_EQ(s.rfind("14 LLM.int8 layer(s)", 0), 0u) << s;
+    }
+  }
 }
 
 }  // namespace

@@ -1,0 +1,139 @@
+// modelpress cluster IN -o OUT --bits B: palettizes every linear layer (lm_head and MoE
+// routers stay dense, as do --skip matches) by DKM over unique values (eDKM) or plain
+// k-means, and writes the modelpress-palettization checkpoint (docs/CLUSTERING.md) that
+// validate, inspect and decompress read. With --calib, each weight counts by its input
+// column's diag(X^T X) from the calibration file (the sensitivity-weighted variant).
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "cli/commands.h"
+#include "cli/progress.h"
+#include "io/calibration.h"
+#include "io/checkpoint.h"
+#include "io/checkpoint_writer.h"
+#include "io/error.h"
+#include "quant/quantize_checkpoint.h"
+
+namespace modelpress::cli {
+namespace {
+
+struct ClusterCommandOptions {
+  std::string input, output, calib, algorithm = "dkm", init = "auto", lut_dtype = "f16", max_shard = "5GB";
+  int bits = 4;
+  int64_t group_size = 0;
+  double tau = 1e-4, epsilon = 1e-4;
+  int iters = 8;
+  uint64_t seed = 0;
+  bool channel_scale = false, overwrite = false, json = false;
+  std::vector<std::string> skip;
+};
+
+}  // namespace
+
+void set_cluster_command(CLI::App& app) {
+  auto opts = std::make_shared<ClusterCommandOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "cluster", "Palettize every linear layer: 2^bits centroids per tensor (or per group of output rows) by "
+                 "DKM on the unique weight values (eDKM) or plain k-means; b-bit indices + lookup table");
+  cmd->add_option("input", opts->input, "Checkpoint to read (folder, .safetensors, .gguf)")->required();
+  cmd->add_option("-o,--output", opts->output, "Output folder (created; must not exist unless --overwrite)")->required();
+  // No range check here: the pass names the tensor and the valid range in its error.
+  cmd->add_option("--bits", opts->bits, "Index width, 1..8 (2^bits centroids)")->required();
+  cmd->add_option("--group-size", opts->group_size,
+                  "Output rows sharing one table; must divide every layer's rows (0: one table per tensor)")
+      ->capture_default_str();
+  cmd->add_option("--tau", opts->tau, "DKM softmax temperature, in squared weight units")->capture_default_str();
+  CLI::Option* iters = cmd->add_option("--iters", opts->iters, "Most DKM rounds (k-means: 30 unless given)")
+                           ->capture_default_str()
+                           ->check(CLI::PositiveNumber);
+  cmd->add_option("--epsilon", opts->epsilon, "Stop when no centroid moves by more than epsilon x max|w|")
+      ->capture_default_str();
+  cmd->add_option("--calib", opts->calib,
+                  "Calibration file (docs/CALIBRATION.md): weigh each weight by its input column's diag(X^T X)");
+  cmd->add_option("--algorithm", opts->algorithm, "dkm (differentiable k-means) or kmeans (Lloyd, the baseline)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"dkm", "kmeans"}));
+  cmd->add_option("--init", opts->init, "auto (optimal 1-D up to 1024 unique values, else k-means++), kmeans++ or opt1d")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "kmeans++", "opt1d"}));
+  cmd->add_option("--lut-dtype", opts->lut_dtype, "Table entries: f16, f32 or int8 (one f32 scale per table)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f16", "f32", "int8"}));
+  cmd->add_flag("--channel-scale", opts->channel_scale, "Divide each output row by its absmax first; store the scales");
+  cmd->add_option("--seed", opts->seed, "k-means++ sampling seed")->capture_default_str();
+  cmd->add_option("--skip", opts->skip, "Regex searched in module names; matching layers stay dense (repeatable)");
+  cmd->add_option("--max-shard-size", opts->max_shard, "Largest shard, e.g. 5GB, 500MB, 2GiB")->capture_default_str();
+  cmd->add_flag("--overwrite", opts->overwrite, "Replace an existing output folder once the new one is complete");
+  cmd->add_flag("--json", opts->json, "Print the per-layer report as JSON instead of the summary line");
+  cmd->callback([opts, iters] {
+    quant::QuantizeOptions q;
+    q.method = kernels::LinearFormat::Lut;
+    quant::ClusterOptions& c = q.cluster;
+    c.bits = opts->bits;
+    c.group_size = opts->group_size;
+    c.algorithm = opts->algorithm == "kmeans" ? quant::ClusterAlgorithm::KMeans : quant::ClusterAlgorithm::Dkm;
+    c.init = opts->init == "opt1d"      ? quant::ClusterInit::Optimal1D
+             : opts->init == "kmeans++" ? quant::ClusterInit::KMeansPlusPlus
+                                        : quant::ClusterInit::Auto;
+    c.dkm.tau = opts->tau;
+    c.dkm.max_iters = opts->iters;
+    if (iters->count() > 0) c.kmeans_iters = opts->iters;
+    c.dkm.epsilon = opts->epsilon;
+    c.channel_scale = opts->channel_scale;
+    c.lut_dtype = opts->lut_dtype == "f32" ? DType::F32 : opts->lut_dtype == "int8" ? DType::I8 : DType::F16;
+    c.seed = opts->seed;
+    if (opts->bits < 1 || opts->bits > 8)
+      throw Error("--bits " + std::to_string(opts->bits) + " is outside 1..8 (a table has 2 to 256 entries)");
+    if (opts->group_size < 0) throw Error("--group-size must be >= 0 (0: one table per tensor)");
+    if (!(opts->tau >= 1e-30) || !std::isfinite(opts->tau)) throw Error("--tau must be a finite number >= 1e-30");
+    q.skip = opts->skip;
+    q.max_shard_bytes = parse_byte_size(opts->max_shard);
+    q.overwrite = opts->overwrite;
+    std::shared_ptr<CalibrationFile> calib;
+    if (!opts->calib.empty()) {
+      calib = std::make_shared<CalibrationFile>(CalibrationFile::open(opts->calib));
+      q.importance = [calib](const std::string& module, int64_t k) {
+        // diag(X^T X): the sum over calibration rows of x_k^2 (CalibrationFile::read names the
+        // file and layer when the layer is missing or has another width).
+        const CalibrationRows rows = calib->read(module, k);
+        std::vector<double> h(static_cast<size_t>(k), 0.0);
+        for (int64_t r = 0; r < rows.rows; ++r)
+          for (int64_t j = 0; j < k; ++j) {
+            const double x = rows.values[static_cast<size_t>(r * k + j)];
+            h[static_cast<size_t>(j)] += x * x;
+          }
+        return std::vector<float>(h.begin(), h.end());
+      };
+    }
+    const auto start = std::chrono::steady_clock::now();
+    const Checkpoint ck = Checkpoint::open(opts->input);
+    quant::QuantizeReport report;
+    {
+      Progress progress("cluster", ck.tensors().size());
+      report = quant::quantize_checkpoint(ck, opts->output, q,
+                                          [&](size_t, size_t, const std::string& name) { progress.step(name); });
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (opts->json) {
+      std::cout << quant::report_json(report).dump(2) << "\n";
+      return;
+    }
+    uint64_t elements = 0;
+    for (const auto& l : report.layers)
+      if (l.format != "skipped") elements += static_cast<uint64_t>(shape_numel(l.shape));
+    std::printf("clustered %zu linear layers (%d-bit, %s, %s) %s -> %s (%.3f bits/weight), %zu kept dense\n",
+                report.quantized, opts->bits, opts->algorithm.c_str(),
+                opts->group_size ? ("groups of " + std::to_string(opts->group_size) + " rows").c_str() : "per tensor",
+                format_bytes(report.linear_bytes_before).c_str(), format_bytes(report.linear_bytes_after).c_str(),
+                elements ? 8.0 * static_cast<double>(report.linear_bytes_after) / static_cast<double>(elements) : 0.0,
+                report.skipped);
+    std::printf("wrote %zu tensors to %s in %.2f s\n", report.tensors_out, opts->output.c_str(), seconds);
+  });
+}
+
+}  // namespace modelpress::cli

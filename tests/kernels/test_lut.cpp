@@ -1,0 +1,159 @@
+// LUT (palettized) linear: the AVX2 path against the reference on fresh random data of odd
+// shapes for every index width 1..8 (GEMV and GEMM sides of M = 8), with and without row
+// scales and per-group tables; run_linear's checks and dispatch for the format.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "kernels/cpu_features.h"
+#include "kernels/lut_linear.h"
+#include "kernels/packed_linear.h"
+#include "tests/kernels/kernel_test_util.h"
+
+namespace modelpress::kernels {
+namespace {
+
+using testing::Rng;
+
+struct LutCase {
+  std::vector<uint8_t> idx;
+  std::vector<float> lut, scale;
+  LutWeight w;
+};
+
+LutCase make_lut(Rng& rng, int64_t n, int64_t k, int bits, int64_t group_rows, bool row_scale) {
+  LutCase c;
+  const int64_t rb = lut_row_bytes(k, bits), entries = int64_t{1} << bits;
+  c.idx.assign(static_cast<size_t>(n * rb), 0);
+  for (int64_t r = 0; r < n; ++r)  // random indices packed LSB first, bits past K zero
+    for (int64_t t = 0; t < k; ++t) {
+      const unsigned v = static_cast<unsigned>(rng.integer(0, static_cast<int>(entries) - 1)) << ((t * bits) % 8);
+      uint8_t* row = c.idx.data() + r * rb;
+      row[t * bits / 8] = static_cast<uint8_t>(row[t * bits / 8] | (v & 0xff));
+      if ((t * bits) % 8 + bits > 8) row[t * bits / 8 + 1] = static_cast<uint8_t>(row[t * bits / 8 + 1] | (v >> 8));
+    }
+  c.lut = rng.normals((n / group_rows) * entries, 0.05f);
+  if (row_scale)
+    for (int64_t r = 0; r < n; ++r) c.scale.push_back(rng.uniform(0.5f, 2.0f));
+  c.w = {c.idx.data(), c.lut.data(), row_scale ? c.scale.data() : nullptr, n, k, group_rows, bits};
+  return c;
+}
+
+// |y - ref| <= 1e-5 * sum_k |w x| + 1e-6: float sums of K products against a double one.
+void expect_matches_ref(const LutWeight& w, const std::vector<float>& x, int64_t m, const std::vector<float>& y,
+                        const std::vector<float>& bias) {
+  std::vector<float> ref(y.size());
+  lut_linear_ref(w, bias.empty() ? nullptr : bias.data(), x.data(), m, ref.data());
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < w.n; ++j) {
+      double mag = 0;
+      for (int64_t t = 0; t < w.k; ++t)
+        mag += std::abs(w.lut[(j / w.group_rows) * (int64_t{1} << w.bits) + lut_index(w, j, t)] * x[i * w.k + t]);
+      const float got = y[i * w.n + j], want = ref[i * w.n + j];
+      ASSERT_NEAR(got, want, 1e-5 * mag * (w.row_scale ? 2 : 1) + 1e-6) << "row " << i << " col " << j;
+    }
+}
+
+TEST(Lut, IndexUnpackingMatchesThePackedStream) {
+  // 3-bit indices 0..7 then 7..0: bytes by hand, LSB first.
+  const uint8_t row[6] = {0x88, 0xC6, 0xFA, 0x77, 0x39, 0x05};  // 0 1 2 3 4 5 6 7 | 7 6 5 4 3 2 1 0
+  const float lut[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  const LutWeight w{row, lut, nullptr, 1, 16, 1, 3};
+  for (int t = 0; t < 8; ++t) EXPECT_EQ(lut_index(w, 0, t), t);
+  for (int t = 0; t < 8; ++t) EXPECT_EQ(lut_index(w, 0, 8 + t), 7 - t);
+}
+
+TEST(Lut, FastPathMatchesReferenceOnOddShapes) {
+  if (!cpu_features().avx2_fma) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  Rng rng;
+  SCOPED_TRACE(rng.trace());
+  struct Shape {
+    int64_t n, k, group;
+  };
+  for (int bits = 1; bits <= 8; ++bits)
+    for (const Shape s : {Shape{13, 37, 13}, Shape{33, 8, 11}, Shape{7, 1001, 1}, Shape{40, 130, 20}, Shape{1, 3, 1}})
+      for (int64_t m : {1, 3, 5, 8, 13})
+        for (bool scaled : {false, true}) {
+          SCOPED_TRACE("bits " + std::to_string(bits) + " n " + std::to_string(s.n) + " k " + std::to_string(s.k) +
+                       " m " + std::to_string(m) + (scaled ? " scaled" : ""));
+          const LutCase c = make_lut(rng, s.n, s.k, bits, s.group, scaled);
+          const std::vector<float> x = rng.normals(m * s.k);
+          const std::vector<float> bias = scaled ? rng.normals(s.n) : std::vector<float>{};
+          std::vector<float> y(static_cast<size_t>(m * s.n), NAN);
+          lut_linear_avx2(c.w, bias.empty() ? nullptr : bias.data(), x.data(), m, y.data());
+          expect_matches_ref(c.w, x, m, y, bias);
+        }
+}
+
+TEST(Lut, RunLinearChecksAndDispatches) {
+  Rng rng;
+  SCOPED_TRACE(rng.trace());
+  const LutCase c = make_lut(rng, 24, 71, 3, 8, true);
+  PackedLinear l;
+  l.format = LinearFormat::Lut;
+  l.n = 24;
+  l.k = 71;
+  l.lut = c.w;
+  std::string why;
+  ASSERT_TRUE(linear_supported(l, Backend::Cpu, &why)) << why;
+  EXPECT_EQ(linear_workspace_bytes(l, 4), 0u);
+  const std::vector<float> x = rng.normals(4 * 71);
+  std::vector<float> y(4 * 24);
+  run_linear(l, x.data(), 4, y.data(), Backend::Cpu, nullptr);
+  expect_matches_ref(c.w, x, 4, y, {});
+  EXPECT_STREQ(format_name(LinearFormat::Lut), "lut");
+
+  PackedLinear bad = l;
+  bad.lut.bits = 9;
+  EXPECT_FALSE(linear_supported(bad, Backend::Cpu, &why));
+  EXPECT_NE(why.find("1..8"), std::string::npos) << why;
+  bad = l;
+  bad.lut.group_rows = 5;  // does not divide 24
+  EXPECT_FALSE(linear_supported(bad, Backend::Cpu, &why));
+  EXPECT_NE(why.find("does not divide"), std::string::npos) << why;
+  bad = l;
+  bad.lut.k = 70;
+  EXPECT_FALSE(linear_supported(bad, Backend::Cpu, &why));
+  EXPECT_THROW(run_linear(bad, x.data(), 4, y.data(), Backend::Cpu, nullptr), std::invalid_argument);
+}
+
+// The CUDA kernel (kernels/cuda/lut_gemv.cu) through run_linear against the CPU reference,
+// every index width, odd shapes, M on both sides of its 8-row slices. Skips without a GPU
+// (and in builds without CUDA, where the backend reports itself unsupported).
+TEST(Lut, CudaMatchesReference) {
+  Rng rng;
+  SCOPED_TRACE(rng.trace());
+  {
+    const LutCase probe = make_lut(rng, 8, 8, 3, 8, false);
+    PackedLinear l;
+    l.format = LinearFormat::Lut;
+    l.n = l.k = 8;
+    l.lut = probe.w;
+    std::string why;
+    if (!linear_supported(l, Backend::Cuda, &why)) GTEST_SKIP() << why;
+  }
+  for (int bits = 1; bits <= 8; ++bits)
+    for (const auto& [n, k, group] : {std::tuple<int64_t, int64_t, int64_t>{13, 37, 13}, {40, 1001, 8}, {64, 4096, 64}})
+      for (int64_t m : {1, 3, 11}) {
+        SCOPED_TRACE("bits " + std::to_string(bits) + " n " + std::to_string(n) + " k " + std::to_string(k) + " m " +
+                     std::to_string(m));
+        const LutCase c = make_lut(rng, n, k, bits, group, bits % 2 == 0);
+        PackedLinear l;
+        l.format = LinearFormat::Lut;
+        l.n = n;
+        l.k = k;
+        l.lut = c.w;
+        const std::vector<float> bias = rng.normals(n);
+        l.bias = bias.data();
+        const std::vector<float> x = rng.normals(m * k);
+        std::vector<float> y(static_cast<size_t>(m * n), NAN);
+        run_linear(l, x.data(), m, y.data(), Backend::Cuda, nullptr);
+        expect_matches_ref(c.w, x, m, y, bias);
+      }
+}
+
+}  // namespace
+}  // namespace modelpress::kernels

@@ -1,0 +1,406 @@
+// eDKM / k-means clustering (quant/edkm.h, quant/kmeans1d.h): uniquified DKM against the
+// computation over every weight, the attention-map memory both ways, the exact 1-D optimum
+// against brute force, DKM's hard limit (tau -> 0 is Lloyd), the pass's tables, indices
+// and bad input, the sensitivity weighting, and the checkpoint round trip through the CLI
+// (cluster, inspect, validate, decompress).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <random>
+#include <nlohmann/json.hpp>
+
+#include "io/checkpoint.h"
+#include "io/error.h"
+#include "io/float_convert.h"
+#include "io/safetensors_writer.h"
+#include "io/synthetic_checkpoint.h"
+#include "io/tensor_category.h"
+#include "kernels/lut_linear.h"
+#include "quant/edkm.h"
+#include "quant/packed_layer.h"
+#include "tests/cli_runner.h"
+#include "tests/quant/quant_test_util.h"
+#include "tests/test_util.h"
+
+namespace modelpress::quant {
+namespace {
+
+using testing::f32_tensor;
+using testing::gaussian_values;
+
+std::vector<float> f16_rounded(std::vector<float> v) {
+  for (float& x : v) x = f16_to_f32(f32_to_f16(x));
+  return v;
+}
+
+TEST(Edkm, UniquifiedRoundsEqualTheRoundsOverEveryWeight) {
+  // f16 weights: 20,000 of them hold far fewer distinct values (the premise of eDKM).
+  const std::vector<float> w = f16_rounded(gaussian_values(20000, 11, 0.5f));
+  const WeightedValues u = unique_values_16bit(w.data(), 100, 200, false, nullptr);
+  ASSERT_LT(u.size(), w.size() / 2);
+  double total = 0;
+  for (double m : u.weight) total += m;
+  EXPECT_EQ(total, 20000.0);
+  for (int bits : {2, 3, 4}) {
+    std::vector<float> a = kmeans_plus_plus(u, 1 << bits, 5), b = a;
+    DkmParams p;
+    p.tau = 0.01;       // soft: every centroid attends to many values
+    p.epsilon = 0;      // the same number of rounds both ways
+    p.max_iters = 6;
+    EXPECT_EQ(dkm_iterate(u, a, p), 6);
+    EXPECT_EQ(dkm_iterate_dense_reference(w.data(), static_cast<int64_t>(w.size()), b, p), 6);
+    for (size_t j = 0; j < a.size(); ++j) EXPECT_NEAR(a[j], b[j], 2e-5) << "bits " << bits << " centroid " << j;
+  }
+}
+
+TEST(Edkm, F16KeyRouteEqualsTheGenericUniquification) {
+  // The pass's route (vectorized keys, counting bins) against unique_values_16bit, on both
+  // sides of the sort/histogram switch, with and without importance; -0 and +0 merge.
+  for (int64_t rows : {3, 200}) {
+    const int64_t k = 101;
+    std::vector<float> w = gaussian_values(static_cast<size_t>(rows * k), 8, 0.03f);
+    w[0] = 0.0f;
+    w[1] = -0.0f;
+    std::vector<float> imp(static_cast<size_t>(k));
+    for (int64_t c = 0; c < k; ++c) imp[static_cast<size_t>(c)] = 0.5f + static_cast<float>(c % 7);
+    std::vector<uint16_t> keys(w.size());
+    f16_sort_keys(w.data(), static_cast<int64_t>(w.size()), keys.data());
+    for (const float* h : {static_cast<const float*>(nullptr), static_cast<const float*>(imp.data())}) {
+      const WeightedValues a = unique_values_16bit(w.data(), rows, k, false, h);
+      const WeightedValues b = unique_from_keys(keys.data(), rows, k, false, h);
+      ASSERT_EQ(a.value, b.value);
+      ASSERT_EQ(a.weight.size(), b.weight.size());
+      for (size_t i = 0; i < a.weight.size(); ++i) EXPECT_NEAR(a.weight[i], b.weight[i], 1e-9 * a.weight[i]);
+      EXPECT_EQ(std::count(a.value.begin(), a.value.end(), 0.0f), 1);
+    }
+  }
+}
+
+TEST(Edkm, AttentionMapMemoryFor4096x4096F16) {
+  // A 4096 x 4096 f16 weight: the attention map over every weight (16.8M rows x 16 f32) and
+  // over its unique values (at most 65,536 rows).
+  const int64_t n = 4096, k = 4096;
+  std::vector<float> w(static_cast<size_t>(n * k));
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> g(0.0f, 0.02f);
+  for (float& x : w) x = g(rng);
+  std::vector<uint16_t> keys(w.size());
+  f16_sort_keys(w.data(), n * k, keys.data());
+  const WeightedValues u = unique_from_keys(keys.data(), n, k, false, nullptr);
+  ASSERT_LE(u.size(), 65536u);
+  const uint64_t dense = dkm_attention_bytes(static_cast<uint64_t>(n * k), 16, 4);
+  const uint64_t unique = dkm_attention_bytes(u.size(), 16, 4);
+  std::printf("attention map, 4096x4096 f16, 4 bits, f32 entries: every weight %.1f MiB, unique values (%zu) %.2f MiB, "
+              "%.0fx smaller\n",
+              dense / 1048576.0, u.size(), unique / 1048576.0, static_cast<double>(dense) / static_cast<double>(unique));
+  EXPECT_EQ(dense, uint64_t{1} << 30);
+  EXPECT_GE(dense / unique, 100u);
+}
+
+TEST(Kmeans1d, OptimalMatchesBruteForce) {
+  std::mt19937_64 rng(7);
+  for (int trial = 0; trial < 20; ++trial) {
+    std::vector<float> x(12);
+    std::vector<float> imp(12);
+    for (size_t i = 0; i < x.size(); ++i) {
+      x[i] = std::uniform_real_distribution<float>(-1, 1)(rng);
+      imp[i] = std::uniform_real_distribution<float>(0.1f, 3)(rng);
+    }
+    const WeightedValues v = unique_values(x.data(), 12, imp.data());
+    for (int k : {2, 3, 4}) {
+      const std::vector<float> c = kmeans_optimal_1d(v, k);
+      ASSERT_EQ(c.size(), static_cast<size_t>(k));
+      EXPECT_NEAR(clustering_cost(v, c), kmeans_optimal_1d_brute_cost(v, k), 1e-5) << "k " << k;
+      // k-means++ then Lloyd never beats the optimum.
+      std::vector<float> l = kmeans_plus_plus(v, k, static_cast<uint64_t>(trial));
+      kmeans_lloyd(v, l, 100, 0);
+      EXPECT_GE(clustering_cost(v, l), clustering_cost(v, c) - 1e-6);
+    }
+  }
+}
+
+TEST(Edkm, ZeroTemperatureIsLloyd) {
+  // softmax(-d / tau) -> the one-hot nearest centroid as tau -> 0: DKM's update becomes the
+  // k-means update.
+  const std::vector<float> w = gaussian_values(5000, 21);
+  const WeightedValues v = unique_values(w.data(), 5000);
+  std::vector<float> a = kmeans_plus_plus(v, 8, 1), b = a;
+  DkmParams p;
+  p.tau = 1e-9;
+  p.epsilon = 0;
+  p.max_iters = 10;
+  dkm_iterate(v, a, p);
+  for (int i = 0; i < 10; ++i) kmeans_lloyd(v, b, 1, -1);
+  for (size_t j = 0; j < a.size(); ++j) EXPECT_NEAR(a[j], b[j], 1e-5);
+}
+
+TEST(Edkm, TwoSeparatedClustersAtOneBit) {
+  std::vector<float> w;
+  for (int i = 0; i < 64; ++i) w.push_back(i % 2 ? 1.0f : -1.0f);
+  for (ClusterAlgorithm alg : {ClusterAlgorithm::Dkm, ClusterAlgorithm::KMeans}) {
+    ClusterOptions o;
+    o.bits = 1;
+    o.algorithm = alg;
+    const PackedLayer l = cluster_weight("m", f32_tensor(w, {8, 8}), nullptr, o);
+    EXPECT_EQ(l.format, kernels::LinearFormat::Lut);
+    EXPECT_EQ(l.lut, (std::vector<float>{-1.0f, 1.0f}));
+    EXPECT_EQ(dequantize_layer(l), w);
+  }
+}
+
+// Every index is a nearest stored centroid of the (scaled) weight it replaces.
+void expect_nearest(const PackedLayer& l, const std::vector<float>& w) {
+  const kernels::PackedLinear v = l.view();
+  const int64_t entries = int64_t{1} << l.lut_bits;
+  for (int64_t r = 0; r < l.n; ++r) {
+    const float s = l.lut_row_scale.empty() ? 1.0f : l.lut_row_scale[static_cast<size_t>(r)];
+    const float* table = l.lut.data() + (r / l.group) * entries;
+    for (int64_t c = 0; c < l.k; ++c) {
+      const float x = w[static_cast<size_t>(r * l.k + c)] / s;
+      const float got = std::abs(x - table[kernels::lut_index(v.lut, r, c)]);
+      for (int64_t j = 0; j < entries; ++j) ASSERT_LE(got, std::abs(x - table[j]) * (1 + 1e-6f) + 1e-7f);
+    }
+  }
+}
+
+TEST(Edkm, PassTablesIndicesAndOptions) {
+  const std::vector<float> w = gaussian_values(9 * 37, 2, 0.05f);
+  struct Case {
+    int bits;
+    int64_t group;
+    bool scale;
+    DType lut;
+  };
+  for (const Case c : {Case{3, 0, false, DType::F16}, Case{4, 3, false, DType::F32}, Case{2, 9, true, DType::F16},
+                       Case{5, 1, true, DType::I8}, Case{8, 0, false, DType::F32}}) {
+    ClusterOptions o;
+    o.bits = c.bits;
+    o.group_size = c.group;
+    o.channel_scale = c.scale;
+    o.lut_dtype = c.lut;
+    const PackedLayer l = cluster_weight("m", f32_tensor(w, {9, 37}), nullptr, o);
+    ASSERT_EQ(l.lut.size(), static_cast<size_t>((9 / (c.group ? c.group : 9)) << c.bits));
+    ASSERT_EQ(l.lut_indices.size(), static_cast<size_t>(9 * kernels::lut_row_bytes(37, c.bits)));
+    for (float e : l.lut) {
+      ASSERT_TRUE(std::isfinite(e));
+      if (c.lut == DType::F16) {
+        EXPECT_EQ(e, f16_to_f32(f32_to_f16(e)));
+      }
+    }
+    if (c.lut == DType::I8) {
+      for (size_t i = 0; i < l.lut.size(); ++i) EXPECT_EQ(l.lut[i], l.lut_q[i] * l.lut_q_scale[i >> c.bits]);
+    }
+    expect_nearest(l, w);
+    // More bits never fit worse here; 8 bits on 333 values is nearly exact.
+    double mse = 0;
+    const std::vector<float> d = dequantize_layer(l);
+    for (size_t i = 0; i < w.size(); ++i) mse += (d[i] - w[i]) * (d[i] - w[i]);
+    mse /= static_cast<double>(w.size());
+    EXPECT_LT(mse, 0.05 * 0.05 * (c.bits >= 5 ? 0.01 : 0.2)) << "bits " << c.bits;
+  }
+}
+
+TEST(Edkm, FewerDistinctValuesThanCentroidsIsExact) {
+  std::vector<float> w;
+  for (int i = 0; i < 60; ++i) w.push_back(static_cast<float>(i % 3) - 1.0f);  // {-1, 0, 1}
+  for (ClusterAlgorithm alg : {ClusterAlgorithm::Dkm, ClusterAlgorithm::KMeans})
+    for (ClusterInit init : {ClusterInit::Auto, ClusterInit::KMeansPlusPlus, ClusterInit::Optimal1D}) {
+      ClusterOptions o;
+      o.bits = 4;
+      o.algorithm = alg;
+      o.init = init;
+      o.group_size = 2;  // tables of 2 rows x 10: still 3 values for 16 centroids
+      const PackedLayer l = cluster_weight("m", f32_tensor(w, {6, 10}), nullptr, o);
+      for (float e : l.lut) EXPECT_TRUE(std::isfinite(e));
+      EXPECT_EQ(dequantize_layer(l), w);
+    }
+}
+
+TEST(Edkm, BadInputNamesTheTensor) {
+  const std::vector<float> w = gaussian_values(6 * 8, 4);
+  auto message = [&](const ClusterOptions& o, const std::vector<float>& values) {
+    try {
+      cluster_weight("layers.0.q", f32_tensor(values, {6, 8}), nullptr, o);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  ClusterOptions o;
+  for (int bits : {0, 9, -1}) {
+    o.bits = bits;
+    const std::string m = message(o, w);
+    EXPECT_NE(m.find("layers.0.q.weight"), std::string::npos) << m;
+    EXPECT_NE(m.find("outside 1..8"), std::string::npos) << m;
+  }
+  o.bits = 3;
+  o.group_size = 4;  // 6 rows
+  std::string m = message(o, w);
+  EXPECT_NE(m.find("layers.0.q.weight: group size 4 does not divide the 6 output rows"), std::string::npos) << m;
+  o.group_size = 0;
+  for (float bad : {NAN, INFINITY, -INFINITY}) {
+    std::vector<float> v = w;
+    v[5 * 8 + 3] = bad;
+    m = message(o, v);
+    EXPECT_NE(m.find("layers.0.q.weight"), std::string::npos) << m;
+    EXPECT_NE(m.find("[5, 3]"), std::string::npos) << m;
+  }
+  o.dkm.tau = 0;
+  m = message(o, w);
+  EXPECT_NE(m.find("tau"), std::string::npos) << m;
+  o.dkm.tau = 1e-4;
+  std::vector<float> imp(7, 1.0f);  // K is 8
+  EXPECT_THROW(cluster_weight("m", f32_tensor(w, {6, 8}), nullptr, o, &imp), Error);
+  imp.assign(8, 1.0f);
+  imp[2] = -1;
+  EXPECT_THROW(cluster_weight("m", f32_tensor(w, {6, 8}), nullptr, o, &imp), Error);
+}
+
+TEST(Edkm, SensitivityWeightingFitsTheImportantColumns) {
+  // Column 0 matters 10^4 times more than the rest and holds its own spread of values: the
+  // weighted variant spends centroids there, cutting the importance-weighted error.
+  const int64_t n = 64, k = 16;
+  std::vector<float> w = gaussian_values(n * k, 9, 0.1f);
+  for (int64_t r = 0; r < n; ++r) w[static_cast<size_t>(r * k)] = 0.5f + 0.01f * static_cast<float>(r % 16);
+  std::vector<float> imp(k, 1.0f);
+  imp[0] = 1e4f;
+  ClusterOptions o;
+  o.bits = 2;
+  o.lut_dtype = DType::F32;
+  auto weighted_error = [&](const PackedLayer& l) {
+    const std::vector<float> d = dequantize_layer(l);
+    double e = 0;
+    for (int64_t i = 0; i < n * k; ++i) e += imp[static_cast<size_t>(i % k)] * std::pow(d[static_cast<size_t>(i)] - w[static_cast<size_t>(i)], 2);
+    return e;
+  };
+  const double plain = weighted_error(cluster_weight("m", f32_tensor(w, {n, k}), nullptr, o));
+  const double sensitive = weighted_error(cluster_weight("m", f32_tensor(w, {n, k}), nullptr, o, &imp));
+  EXPECT_LT(sensitive, 0.5 * plain) << "plain " << plain << " weighted " << sensitive;
+}
+
+// ---- Through the CLI: cluster, inspect, validate, decompress ----
+
+void write_tiny(const std::string& path) {
+  SyntheticOptions o;
+  o.layers = 1;
+  o.hidden = 32;
+  o.intermediate = 64;
+  o.heads = 2;
+  o.kv_heads = 1;
+  o.vocab = 40;
+  write_synthetic_checkpoint(path, o);
+}
+
+TEST(ClusterCli, ClusterInspectValidateDecompress) {
+  using testing::run;
+  testing::TempDir dir;
+  const std::string m = dir / "m", c = dir / "c", d = dir / "d";
+  write_tiny(m);
+  auto r = run(dir, "cluster '" + m + "' -o '" + c + "' --bits 3 --group-size 8 --channel-scale");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("clustered 7 linear layers (3-bit, dkm, groups of 8 rows)"), std::string::npos) << r.out;
+  const Checkpoint ck = Checkpoint::open(c);
+  EXPECT_EQ(ck.config()["quantization_config"]["quant_method"], "modelpress-palettization");
+  EXPECT_EQ(ck.config()["quantization_config"]["bits"], 3);
+  const std::vector<std::string> names = packed_layer_names(ck);
+  ASSERT_EQ(names.size(), 7u);
+  const PackedLayer l = load_packed_layer(ck, names[0]);
+  EXPECT_EQ(l.lut_bits, 3);
+  EXPECT_EQ(l.group, 8);
+  EXPECT_FALSE(l.lut_row_scale.empty());
+
+  r = run(dir, "inspect --json '" + c + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto inspected = nlohmann::json::parse(r.out);
+  EXPECT_EQ(inspected["quantization"]["method"], "modelpress-palettization");
+  EXPECT_EQ(inspected["quantization"]["palettized_layers"], 7);
+
+  r = run(dir, "validate --original '" + m + "' --compressed '" + c + "' --rows 8 --runs 2 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["method"], "cluster");
+
+  r = run(dir, "decompress '" + c + "' -o '" + d + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const Checkpoint dense = Checkpoint::open(d);
+  EXPECT_FALSE(dense.config().contains("quantization_config"));
+  const CheckpointTensor* t = dense.find(names[0] + ".weight");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->shape, (Shape{l.n, l.k}));
+  // In the original's dtype (decompress --dtype auto): the dequantized weight rounded once.
+  EXPECT_EQ(t->dtype, l.original_dtype);
+  EXPECT_EQ(dense.read(*t).to_f32(), Tensor::from_f32(dequantize_layer(l), t->dtype, t->shape).to_f32());
+  for (const auto& ct : dense.tensors()) EXPECT_EQ(ct.name.find("weight_lut"), std::string::npos) << ct.name;
+
+  // Clustering a clustered checkpoint is refused, and nothing is written.
+  r = run(dir, "cluster '" + c + "' -o '" + (dir / "cc") + "' --bits 3");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("already quantized"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "cc"));
+}
+
+TEST(ClusterCli, CalibrationWeighsTheClustering) {
+  // Calibration rows for every linear layer, one input column far louder than the rest: the
+  // sensitivity-weighted tables differ from the plain ones. A file missing a layer is an
+  // error naming it, with nothing written.
+  using testing::run;
+  testing::TempDir dir;
+  const std::string m = dir / "m", calib = dir / "calib.safetensors", calib_short = dir / "short.safetensors";
+  write_tiny(m);
+  const Checkpoint ck = Checkpoint::open(m);
+  std::vector<std::pair<std::string, int64_t>> layers;
+  for (const auto& t : ck.tensors())
+    if (is_linear(t.category) && t.shape.size() == 2 && t.name.ends_with(".weight") && t.category != TensorCategory::LmHead)
+      layers.emplace_back(t.name.substr(0, t.name.size() - 7), t.shape[1]);
+  for (const std::string& path : {calib, calib_short}) {
+    SafetensorsWriter w(path, {{"format", "modelpress-calibration"}, {"version", "1"}});
+    for (size_t i = 0; i < layers.size() - (path == calib_short ? 1 : 0); ++i) {
+      const int64_t k = layers[i].second;
+      std::vector<float> x = gaussian_values(static_cast<size_t>(16 * k), i);
+      for (int64_t r = 0; r < 16; ++r) x[static_cast<size_t>(r * k)] *= 100.0f;
+      w.append(layers[i].first, Tensor::from_f32(x, DType::F32, {16, k}));
+    }
+    w.finish();
+  }
+  auto r = run(dir, "cluster '" + m + "' -o '" + (dir / "plain") + "' --bits 2 --algorithm kmeans --lut-dtype f32");
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = run(dir, "cluster '" + m + "' -o '" + (dir / "cal") + "' --bits 2 --algorithm kmeans --lut-dtype f32 --calib '" + calib + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const Checkpoint plain = Checkpoint::open(dir / "plain"), cal = Checkpoint::open(dir / "cal");
+  int differ = 0;
+  for (const auto& name : packed_layer_names(plain)) differ += load_packed_layer(plain, name).lut != load_packed_layer(cal, name).lut;
+  EXPECT_GT(differ, 0);
+  r = run(dir, "cluster '" + m + "' -o '" + (dir / "bad") + "' --bits 2 --calib '" + calib_short + "'");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find(layers.back().first), std::string::npos) << r.err;
+  EXPECT_EQ(testing::lines(r.err), 1u) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "bad"));
+}
+
+TEST(ClusterCli, BadInputIsOneLineAndLeavesNoOutput) {
+  using testing::run;
+  testing::TempDir dir;
+  const std::string m = dir / "m";
+  write_tiny(m);
+  for (const std::string args : {"--bits 9", "--bits 0", "--bits 3 --group-size 7"}) {
+    const auto r = run(dir, "cluster '" + m + "' -o '" + (dir / "o") + "' " + args);
+    EXPECT_EQ(r.status, 1) << args << ": " << r.err;
+    EXPECT_EQ(testing::lines(r.err), 1u) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir / "o"));
+  }
+  const auto r = run(dir, "cluster '" + m + "' -o '" + (dir / "o") + "' --bits 3 --group-size 7");
+  EXPECT_NE(r.err.find("does not divide"), std::string::npos) << r.err;
+  // decompress wants a compressed input.
+  const auto d = run(dir, "decompress '" + m + "' -o '" + (dir / "d") + "'");
+  EXPECT_EQ(d.status, 1);
+  EXPECT_NE(d.err.find("no packed layers"), std::string::npos) << d.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "d"));
+  const auto h = run(dir, "cluster --help");
+  EXPECT_EQ(h.status, 0);
+  EXPECT_NE(h.out.find("--calib"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace modelpress::quant
