@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <string>
 
+#include "io/synthetic_checkpoint.h"
 #include "tests/test_util.h"
 
 namespace modelpress::testing {
@@ -26,6 +27,18 @@ inline CommandResult run(const TempDir& dir, const std::string& args) {
   std::filesystem::remove(out);
   std::filesystem::remove(err);
   return r;
+}
+
+// The smallest LLaMA-style checkpoint the CLI tests run on: one layer, hidden 32, f16 default.
+inline void write_tiny_checkpoint(const std::string& path, int64_t intermediate = 64) {
+  SyntheticOptions o;
+  o.layers = 1;
+  o.hidden = 32;
+  o.intermediate = intermediate;
+  o.heads = 2;
+  o.kv_heads = 1;
+  o.vocab = 40;
+  write_synthetic_checkpoint(path, o);
 }
 
 inline size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }

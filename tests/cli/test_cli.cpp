@@ -21,17 +21,6 @@ using testing::run;
 using testing::TempDir;
 using testing::write_file;
 
-void write_tiny(const std::string& path) {
-  SyntheticOptions o;
-  o.layers = 1;
-  o.hidden = 32;
-  o.intermediate = 48;
-  o.heads = 2;
-  o.kv_heads = 1;
-  o.vocab = 40;
-  write_synthetic_checkpoint(path, o);
-}
-
 TEST(Cli, VersionAndUsage) {
   TempDir dir;
   CommandResult r = run(dir, "--version");
@@ -49,7 +38,7 @@ TEST(Cli, VersionAndUsage) {
 
 TEST(Cli, InspectPrintsTablesAndJson) {
   TempDir dir;
-  write_tiny(dir / "m");
+  testing::write_tiny_checkpoint(dir / "m", 48);
   CommandResult r = run(dir, "inspect '" + (dir / "m") + "'");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("model.layers.0.self_attn.q_proj.weight"), std::string::npos);
@@ -82,7 +71,7 @@ TEST(Cli, BadInputIsOneLineNamingTheFile) {
 
 TEST(Cli, ConvertReshardsAndKeepsBytes) {
   TempDir dir;
-  write_tiny(dir / "m");
+  testing::write_tiny_checkpoint(dir / "m", 48);
   CommandResult r = run(dir, "convert '" + (dir / "m") + "' -o '" + (dir / "out") + "' --max-shard-size 4kB");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(std::filesystem::exists(dir.path() / "out/model.safetensors.index.json"));
@@ -103,7 +92,7 @@ TEST(Cli, ConvertReshardsAndKeepsBytes) {
 
 TEST(Cli, ConvertRefusesExistingOutputAndLeavesItAlone) {
   TempDir dir;
-  write_tiny(dir / "m");
+  testing::write_tiny_checkpoint(dir / "m", 48);
   std::filesystem::create_directories(dir.path() / "out");
   write_file(dir / "out/notes.txt", "mine");
   CommandResult r = run(dir, "convert '" + (dir / "m") + "' -o '" + (dir / "out") + "'");

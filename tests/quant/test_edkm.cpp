@@ -282,22 +282,11 @@ TEST(Edkm, SensitivityWeightingFitsTheImportantColumns) {
 
 // ---- Through the CLI: cluster, inspect, validate, decompress ----
 
-void write_tiny(const std::string& path) {
-  SyntheticOptions o;
-  o.layers = 1;
-  o.hidden = 32;
-  o.intermediate = 64;
-  o.heads = 2;
-  o.kv_heads = 1;
-  o.vocab = 40;
-  write_synthetic_checkpoint(path, o);
-}
-
 TEST(ClusterCli, ClusterInspectValidateDecompress) {
   using testing::run;
   testing::TempDir dir;
   const std::string m = dir / "m", c = dir / "c", d = dir / "d";
-  write_tiny(m);
+  testing::write_tiny_checkpoint(m);
   auto r = run(dir, "cluster '" + m + "' -o '" + c + "' --bits 3 --group-size 8 --channel-scale");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("clustered 7 linear layers (3-bit, dkm, groups of 8 rows)"), std::string::npos) << r.out;
@@ -348,7 +337,7 @@ TEST(ClusterCli, CalibrationWeighsTheClustering) {
   using testing::run;
   testing::TempDir dir;
   const std::string m = dir / "m", calib = dir / "calib.safetensors", calib_short = dir / "short.safetensors";
-  write_tiny(m);
+  testing::write_tiny_checkpoint(m);
   const Checkpoint ck = Checkpoint::open(m);
   std::vector<std::pair<std::string, int64_t>> layers;
   for (const auto& t : ck.tensors())
@@ -383,7 +372,7 @@ TEST(ClusterCli, BadInputIsOneLineAndLeavesNoOutput) {
   using testing::run;
   testing::TempDir dir;
   const std::string m = dir / "m";
-  write_tiny(m);
+  testing::write_tiny_checkpoint(m);
   for (const std::string args : {"--bits 9", "--bits 0", "--bits 3 --group-size 7"}) {
     const auto r = run(dir, "cluster '" + m + "' -o '" + (dir / "o") + "' " + args);
     EXPECT_EQ(r.status, 1) << args << ": " << r.err;

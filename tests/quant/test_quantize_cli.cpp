@@ -21,20 +21,9 @@ using testing::read_file;
 using testing::run;
 using testing::TempDir;
 
-void write_tiny(const std::string& path) {
-  SyntheticOptions o;
-  o.layers = 1;
-  o.hidden = 32;
-  o.intermediate = 64;
-  o.heads = 2;
-  o.kv_heads = 1;
-  o.vocab = 40;
-  write_synthetic_checkpoint(path, o);
-}
-
 TEST(QuantizeCli, LlmInt8SummaryAndInspect) {
   TempDir dir;
-  write_tiny(dir / "m");
+  testing::write_tiny_checkpoint(dir / "m");
   CommandResult r = run(dir, "quantize '" + (dir / "m") + "' -o '" + (dir / "q") + "' --method llm-int8");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("quantized (llm-int8)"), std::string::npos) << r.out;
@@ -52,7 +41,7 @@ TEST(QuantizeCli, LlmInt8SummaryAndInspect) {
 
 TEST(QuantizeCli, W4A16JsonReportAndOptions) {
   TempDir dir;
-  write_tiny(dir / "m");
+  testing::write_tiny_checkpoint(dir / "m");
   const CommandResult r = run(dir, "quantize '" + (dir / "m") + "' -o '" + (dir / "q") +
                                        "' --method w4a16 --group-size 16 --asymmetric --skip 'mlp\\.down' "
                                        "--skip q_proj --max-shard-size 10kB --json");
@@ -71,7 +60,7 @@ TEST(QuantizeCli, W4A16JsonReportAndOptions) {
 
 TEST(QuantizeCli, UsageErrorsExitTwo) {
   TempDir dir;
-  write_tiny(dir / "m");
+  testing::write_tiny_checkpoint(dir / "m");
   EXPECT_EQ(run(dir, "quantize '" + (dir / "m") + "' -o '" + (dir / "q") + "'").status, 2);  // no --method
   EXPECT_EQ(run(dir, "quantize '" + (dir / "m") + "' -o '" + (dir / "q") + "' --method int3").status, 2);
   EXPECT_EQ(run(dir, "quantize '" + (dir / "m") + "' --method w8a8").status, 2);  // no -o
@@ -99,7 +88,7 @@ TEST(QuantizeCli, UsageErrorsExitTwo) {
 
 TEST(QuantizeCli, InputErrorsAreOneLineAndLeaveNothing) {
   TempDir dir;
-  write_tiny(dir / "m");
+  testing::write_tiny_checkpoint(dir / "m");
   // Group size that does not divide K = 32: names the first layer it fails on.
   CommandResult r = run(dir, "quantize '" + (dir / "m") + "' -o '" + (dir / "q") + "' --method w4a16 --group-size 48");
   EXPECT_EQ(r.status, 1);
