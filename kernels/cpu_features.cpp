@@ -15,10 +15,12 @@ CpuFeatures detect() {
   f.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   f.avx512_vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                   __builtin_cpu_supports("avx512vnni");
+  f.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 #endif
   if (const char* cap = std::getenv("MODELPRESS_KERNEL_ISA")) {
     if (std::strcmp(cap, "baseline") == 0) f = CpuFeatures{};
-    else if (std::strcmp(cap, "avx2") == 0) f.avx512_vnni = false;
+    else if (std::strcmp(cap, "avx2") == 0) f.avx512_vnni = f.avx512 = false;
   }
   return f;
 }

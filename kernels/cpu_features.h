@@ -8,6 +8,8 @@ namespace modelpress::kernels {
 struct CpuFeatures {
   bool avx2_fma = false;     // AVX2 + FMA + F16C: the int8, W4A16 and activation fast paths
   bool avx512_vnni = false;  // AVX-512 F/BW/VNNI: the vpdpbusd int8 GEMM
+  bool avx512 = false;       // AVX-512 F/BW/VL/DQ: the W4A16 and LUT GEMVs (vpermps on zmm),
+                             // and (with avx2_fma's FMA) the AVX-512 Eigen build of DenseF32
 };
 
 // Detected once. MODELPRESS_KERNEL_ISA=baseline (or =avx2) caps what is used, so the

@@ -25,10 +25,21 @@ void dense_f32_eigen_baseline(const float* w, int64_t n, int64_t k, const float*
                               float* y)
 #include "kernels/dense_f32_eigen.inc"
 
+bool dense_f32_avx512_available() {
+  const CpuFeatures& f = cpu_features();
+  return f.avx512 && f.avx2_fma;
+}
+
 }  // namespace detail
+
+const char* dense_f32_path_name() {
+  if (detail::dense_f32_avx512_available()) return "avx512+fma";
+  return cpu_features().avx2_fma ? "avx2+fma" : "sse2";
+}
 
 void dense_f32_linear(const float* w, int64_t n, int64_t k, const float* bias, const float* x, int64_t m, float* y) {
   if (m <= 0 || n <= 0) return;
+  if (detail::dense_f32_avx512_available()) return detail::dense_f32_eigen_avx512(w, n, k, bias, x, m, y);
   if (cpu_features().avx2_fma) return detail::dense_f32_eigen_avx2(w, n, k, bias, x, m, y);
   detail::dense_f32_eigen_baseline(w, n, k, bias, x, m, y);
 }

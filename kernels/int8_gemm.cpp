@@ -87,7 +87,7 @@ void int8_gemm_avx2(const int8_t* a, const int8_t* b, int32_t* c, int64_t m, int
 
 void int8_gemm_avx512vnni(const int8_t* a, const int8_t* b, int32_t* c, int64_t m, int64_t n, int64_t k) {
   check_shape(m, n, k);
-  detail::int8_gemm_blocked(detail::int8_block_avx512vnni, a, b, c, m, n, k);
+  detail::int8_gemm_avx512vnni_driver(a, b, c, m, n, k);
 }
 
 Int8GemmPath int8_gemm_best_path() {

@@ -1,6 +1,8 @@
 // C_i32 (M, N) = A_i8 (M, K) x B_i8 (N, K)^T. All row-major and contiguous: both operands
 // run along K, as activations (M, K) and an nn.Linear int8 weight (N, K) are stored, so
-// the weight is used as it sits in the checkpoint (no repacking at run time).
+// the caller passes the weight as it sits in the checkpoint. (The AVX-512 VNNI path packs A
+// and B into panels inside each call from M = 8 on, in thread-local scratch it keeps; see
+// int8_gemm_avx512.cpp.)
 //
 // Exactness: every path returns the exact int32 result (|C| <= K * 128 * 128 fits int32 for
 // K < 131072, checked). The AVX2 path needs A in [-127, 127] (see int8_gemm_avx2.cpp for

@@ -25,6 +25,11 @@ void int8_block_avx2(const int8_t* a, const int8_t* b, int32_t* c, int64_t k, in
 void int8_block_avx512vnni(const int8_t* a, const int8_t* b, int32_t* c, int64_t k, int64_t n, int64_t m0,
                            int64_t m1, int64_t n0, int64_t n1, int64_t k0, int64_t k1, bool accumulate);
 
+// The AVX-512 VNNI path has a driver of its own (int8_gemm_avx512.cpp): it packs A and B
+// into panels and blocks for Zen 4; below 8 rows of A it runs int8_block_avx512vnni through
+// int8_gemm_blocked (no packing).
+void int8_gemm_avx512vnni_driver(const int8_t* a, const int8_t* b, int32_t* c, int64_t m, int64_t n, int64_t k);
+
 // Runs `block` over all of C with OpenMP.
 void int8_gemm_blocked(Int8BlockFn block, const int8_t* a, const int8_t* b, int32_t* c, int64_t m, int64_t n,
                        int64_t k);

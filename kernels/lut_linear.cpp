@@ -46,7 +46,10 @@ bool lut_fast_supported(const LutWeight& w, std::string* why) {
 
 void lut_linear(const LutWeight& w, const float* bias, const float* x, int64_t m, float* y) {
   std::string why;
-  if (lut_fast_supported(w, &why)) return lut_linear_avx2(w, bias, x, m, y);
+  if (lut_fast_supported(w, &why)) {
+    if (lut_avx512_supported(w, m)) return lut_linear_avx512(w, bias, x, m, y);
+    return lut_linear_avx2(w, bias, x, m, y);
+  }
   log_fallback_once("lut:" + std::to_string(w.n) + "x" + std::to_string(w.k) + "/b" + std::to_string(w.bits) + ":" + why,
                     "LUT " + std::to_string(w.n) + "x" + std::to_string(w.k) + " " + std::to_string(w.bits) +
                         "-bit: " + why + "; using the reference kernel");

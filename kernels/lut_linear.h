@@ -36,5 +36,11 @@ void lut_linear(const LutWeight& w, const float* bias, const float* x, int64_t m
 // packed stream; M >= 8: cache-sized tiles of the weight are looked up once into a buffer
 // and reused by every row of x.
 void lut_linear_avx2(const LutWeight& w, const float* bias, const float* x, int64_t m, float* y);
+// Whether the AVX-512 GEMV takes this call on this CPU: AVX-512 F/BW/VL/DQ, M < 8, 1..4 bits.
+bool lut_avx512_supported(const LutWeight& w, int64_t m);
+// The AVX-512 GEMV (lut_linear_avx512.cpp: the 16-entry table in one zmm, one vpermps per 16
+// weights); calls the AVX2 path where lut_avx512_supported does not hold. For tests and
+// benchmarks; lut_linear picks it by itself.
+void lut_linear_avx512(const LutWeight& w, const float* bias, const float* x, int64_t m, float* y);
 
 }  // namespace modelpress::kernels

@@ -43,7 +43,10 @@ size_t w4a16_workspace_bytes(const W4Weight& w, int64_t m) { return detail::w4a1
 
 void w4a16_linear(const W4Weight& w, const float* bias, const float* x, int64_t m, float* y, void* workspace) {
   std::string why;
-  if (w4a16_fast_supported(w, &why)) return w4a16_linear_avx2(w, bias, x, m, y, workspace);
+  if (w4a16_fast_supported(w, &why)) {
+    if (w4a16_avx512_supported(w, m)) return w4a16_linear_avx512(w, bias, x, m, y, workspace);
+    return w4a16_linear_avx2(w, bias, x, m, y, workspace);
+  }
   log_fallback_once("w4a16:" + std::to_string(w.n) + "x" + std::to_string(w.k) + "/g" + std::to_string(w.group) + ":" + why,
                     "W4A16 " + std::to_string(w.n) + "x" + std::to_string(w.k) + " group " + std::to_string(w.group) +
                         ": " + why + "; using the reference kernel");

@@ -25,5 +25,12 @@ void w4a16_linear(const W4Weight& w, const float* bias, const float* x, int64_t 
 // a time from cache; larger M dequantizes cache-sized weight tiles and runs an FMA
 // register-tiled GEMM on them.
 void w4a16_linear_avx2(const W4Weight& w, const float* bias, const float* x, int64_t m, float* y, void* workspace);
+// Whether the AVX-512 GEMV takes this call on this CPU: AVX-512 F/BW/VL/DQ, M < 8, group a
+// multiple of 128.
+bool w4a16_avx512_supported(const W4Weight& w, int64_t m);
+// The AVX-512 GEMV (w4a16_avx512.cpp: a per-group 16-entry table of dequantized weights in
+// one zmm, one vpermps per 16 weights); calls the AVX2 path where w4a16_avx512_supported
+// does not hold. Same workspace as the AVX2 path. For tests; w4a16_linear picks it by itself.
+void w4a16_linear_avx512(const W4Weight& w, const float* bias, const float* x, int64_t m, float* y, void* workspace);
 
 }  // namespace modelpress::kernels

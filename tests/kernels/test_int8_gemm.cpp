@@ -29,15 +29,22 @@ void PrintTo(const Path& p, std::ostream* os) { *os << p.name; }
 
 const Path kPaths[] = {
     {"avx2", int8_gemm_avx2, [] { return cpu_features().avx2_fma; }, false},
-    // Runs only on AVX-512 VNNI CPUs (not the 2-core development machine: it skips there).
+    // Runs only on AVX-512 VNNI CPUs (skips elsewhere, e.g. on the Zen 3 development VM).
     {"avx512vnni", int8_gemm_avx512vnni, [] { return cpu_features().avx512_vnni; }, true},
     {"dispatch", int8_gemm, [] { return true; }, true},
 };
 
 // Odd on purpose: K not a multiple of 32 or 64, M = 1, N = 1, edges of every register tile,
 // K above one K slice (2048), M and N above one cache block (48, 128).
+// The AVX-512 VNNI path packs A and B from M = 8 on (below, it runs unpacked tiles): its
+// blocking is 8-row x 48-column register tiles, K slices of 2048 bytes, 128-row x 768-column
+// tasks and B chunks of about 8 MiB; the shapes from {8, 1, 1} on cross each of those edges
+// (K % 4 != 0 pads the last 4-byte group; {9, 2100, 4100} has three K slices and packs B in
+// two chunks of N).
 const Shape kShapes[] = {{1, 2048, 513}, {7, 33, 129}, {3, 1, 17}, {1, 1, 1},   {1, 5, 31},   {2, 3, 32},
-                         {5, 7, 64},     {4, 9, 65},   {1, 130, 4100}, {50, 131, 2049}, {97, 260, 77}, {13, 2, 0}};
+                         {5, 7, 64},     {4, 9, 65},   {1, 130, 4100}, {50, 131, 2049}, {97, 260, 77}, {13, 2, 0},
+                         {8, 1, 1},      {9, 49, 5},   {8, 48, 512}, {130, 97, 1030}, {17, 800, 3}, {23, 47, 513},
+                         {257, 770, 70}, {16, 97, 4097}, {9, 2100, 4100}};
 
 class Int8GemmTest : public ::testing::TestWithParam<Path> {};
 
@@ -61,9 +68,10 @@ TEST_P(Int8GemmTest, ExtremeValuesDoNotSaturate) {
   // vpmaddubsw saturates int16 pair sums: the largest legal pairs must still be exact.
   const Path& p = GetParam();
   if (!p.available()) GTEST_SKIP() << p.name << " needs CPU features this machine lacks";
-  const int64_t m = 3, n = 4, k = 1000;
+  const int64_t n = 4, k = 1000;
   const int8_t a_values[] = {127, -127};
   const int8_t b_values[] = {127, -127, -128};
+  for (int64_t m : {3, 9})  // 9: the packed AVX-512 path
   for (int8_t av : a_values)
     for (int8_t bv : b_values) {
       std::vector<int8_t> a(m * k, av), b(n * k, bv);
@@ -73,6 +81,25 @@ TEST_P(Int8GemmTest, ExtremeValuesDoNotSaturate) {
       EXPECT_EQ(got, want) << "a = " << int{av} << ", b = " << int{bv};
       EXPECT_EQ(want[0], int32_t{av} * bv * k);
     }
+}
+
+TEST_P(Int8GemmTest, WrapAroundIsExactAtTheLargestK) {
+  // The offset trick's partial sums (e.g. a (b + 128) with a = -128, b = 127: 131071 * 128 *
+  // 255 > 2^31) wrap in int32; the result, which fits, must still be exact.
+  const Path& p = GetParam();
+  if (!p.available()) GTEST_SKIP() << p.name << " needs CPU features this machine lacks";
+  const int64_t k = 131071;
+  const int8_t amin = p.full_a_range ? -128 : -127;
+  for (int64_t m : {2, 9}) {
+    const int64_t n = 17;
+    std::vector<int8_t> a(m * k, amin), b(n * k, 127);
+    for (int64_t j = 0; j < k; j += 3) b[j] = -128;  // row 0 of B mixes -128 in
+    std::vector<int32_t> want(m * n), got(m * n);
+    int8_gemm_ref(a.data(), b.data(), want.data(), m, n, k);
+    p.fn(a.data(), b.data(), got.data(), m, n, k);
+    EXPECT_EQ(got, want) << "m = " << m;
+    EXPECT_EQ(want[1], int32_t{amin} * 127 * k);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, Int8GemmTest, ::testing::ValuesIn(kPaths),

@@ -302,6 +302,11 @@ TEST(DenseF32, EigenBuildsMatchReferenceOnOddShapes) {
         detail::dense_f32_eigen_avx2(w.data(), s.n, s.k, b, x.data(), s.m, avx2.data());
         EXPECT_TRUE(testing::within(avx2, want.y, want.magnitude, kDenseTol));
       }
+      if (detail::dense_f32_avx512_available()) {
+        std::vector<float> avx512(s.m * s.n);
+        detail::dense_f32_eigen_avx512(w.data(), s.n, s.k, b, x.data(), s.m, avx512.data());
+        EXPECT_TRUE(testing::within(avx512, want.y, want.magnitude, kDenseTol));
+      }
     }
   }
 }

@@ -88,6 +88,33 @@ TEST(Lut, FastPathMatchesReferenceOnOddShapes) {
         }
 }
 
+// The AVX-512 GEMV (1..4 bits, M < 8; other widths and M forward to the AVX2 path, also
+// checked here): K on both sides of its 128-weight blocks and not a multiple of 8, rows
+// whose last block is partial (the masked load at the end of the index buffer).
+TEST(Lut, Avx512PathMatchesReferenceOnOddShapes) {
+  if (!cpu_features().avx512) GTEST_SKIP() << "no AVX-512 F/BW/VL/DQ on this CPU (or capped by MODELPRESS_KERNEL_ISA)";
+  Rng rng;
+  SCOPED_TRACE(rng.trace());
+  struct Shape {
+    int64_t n, k, group;
+  };
+  for (int bits = 1; bits <= 8; ++bits)
+    for (const Shape s : {Shape{13, 37, 13}, Shape{33, 8, 11}, Shape{7, 1001, 1}, Shape{40, 130, 20}, Shape{1, 3, 1},
+                          Shape{9, 128, 3}, Shape{5, 129, 5}, Shape{17, 1000, 17}, Shape{64, 256, 64}, Shape{3, 2047, 1}})
+      for (int64_t m : {1, 2, 3, 4, 5, 7, 8})
+        for (bool scaled : {false, true}) {
+          SCOPED_TRACE("bits " + std::to_string(bits) + " n " + std::to_string(s.n) + " k " + std::to_string(s.k) +
+                       " m " + std::to_string(m) + (scaled ? " scaled" : ""));
+          const LutCase c = make_lut(rng, s.n, s.k, bits, s.group, scaled);
+          const std::vector<float> x = rng.normals(m * s.k);
+          const std::vector<float> bias = scaled ? rng.normals(s.n) : std::vector<float>{};
+          std::vector<float> y(static_cast<size_t>(m * s.n), NAN);
+          EXPECT_EQ(lut_avx512_supported(c.w, m), bits <= 4 && m < 8);
+          lut_linear_avx512(c.w, bias.empty() ? nullptr : bias.data(), x.data(), m, y.data());
+          expect_matches_ref(c.w, x, m, y, bias);
+        }
+}
+
 TEST(Lut, RunLinearChecksAndDispatches) {
   Rng rng;
   SCOPED_TRACE(rng.trace());

@@ -93,6 +93,33 @@ TEST(W4A16, FastAndReferenceMatchDequantizeThenMatmul) {
     }
 }
 
+// The AVX-512 GEMV (M < 8, group a multiple of 128) against dequantize-then-matmul, on odd
+// N and M, groups of 1-3 blocks, K of 1-16 groups; M = 8 and group 64 check that it hands
+// what it does not take to the AVX2 path.
+TEST(W4A16, Avx512GemvMatchesDequantizeThenMatmul) {
+  if (!cpu_features().avx512) GTEST_SKIP() << "no AVX-512 F/BW/VL/DQ on this CPU (or capped by MODELPRESS_KERNEL_ISA)";
+  Rng rng;
+  SCOPED_TRACE(rng.trace());
+  const Case cases[] = {
+      {1, 33, 128, 128},  {2, 17, 1152, 128}, {3, 1, 768, 256},  {4, 5, 384, 384},  {5, 129, 2048, 128},
+      {7, 3, 1280, 256},  {6, 64, 768, 384},  {1, 1000, 2048, 128}, {8, 65, 256, 128}, {1, 31, 192, 64},
+  };
+  for (const Case& c : cases)
+    for (bool symmetric : {true, false}) {
+      SCOPED_TRACE(testing::str("M", c.m, " N", c.n, " K", c.k, " group ", c.group, symmetric ? " symmetric" : " asymmetric"));
+      const bool with_bias = c.n % 2 == 1;
+      const W4 w = random_w4(rng, c.n, c.k, c.group, symmetric, with_bias);
+      const float* bias = with_bias ? w.bias.data() : nullptr;
+      const std::vector<float> x = rng.normals(c.m * c.k);
+      const auto want = testing::matmul_double(x, dequantize(w.view), bias, c.m, c.n, c.k);
+      EXPECT_EQ(w4a16_avx512_supported(w.view, c.m), c.m < 8 && c.group % 128 == 0);
+      std::vector<unsigned char> ws(w4a16_workspace_bytes(w.view, c.m));
+      std::vector<float> fast(c.m * c.n, std::nanf(""));
+      w4a16_linear_avx512(w.view, bias, x.data(), c.m, fast.data(), ws.data());
+      EXPECT_TRUE(testing::within(fast, want.y, want.magnitude, kW4FastTol));
+    }
+}
+
 TEST(W4A16, ReferenceKnownAnswer) {
   // N = 1, K = 4, group 2. Bytes 0x1F, 0x80: u = {15, 1, 0, 8}.
   const uint8_t packed[] = {0x1F, 0x80};
