@@ -29,7 +29,9 @@ class Events {
  public:
   Events() {
     MP_CUDA_CHECK(cudaEventCreate(&start_));
-    MP_CUDA_CHECK(cudaEventCreate(&stop_));
+    const cudaError_t err = cudaEventCreate(&stop_);
+    if (err != cudaSuccess) cudaEventDestroy(start_);  // no destructor runs for a throwing constructor
+    MP_CUDA_CHECK(err);
   }
   ~Events() {
     cudaEventDestroy(start_);

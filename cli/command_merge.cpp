@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 
 #include "cli/commands.h"
 #include "cli/progress.h"
@@ -26,7 +27,7 @@ struct EwaCommandOptions {
 struct ContinualCommandOptions {
   std::string base, state, output, max_shard = "5GB";
   std::vector<std::string> add;
-  double alpha = 0.5, scale = -1, top_k = 20;
+  double alpha = 0.5, scale = std::numeric_limits<double>::quiet_NaN(), top_k = 20;
   uint64_t seed = 0;
   bool shuffle = false, overwrite = false, json = false;
 };

@@ -75,7 +75,11 @@ double sum_squares(const std::vector<float>& v) {
 // other, in a hidden file beside the output that is removed whatever happens.
 class ScratchFile {
  public:
-  explicit ScratchFile(const std::string& out) : path_(temporary_path_for(out) + ".opcm-scratch") {
+  // Beside the output folder, never inside it: "out/" (a trailing slash) names the same
+  // folder, whose hidden scratch file would otherwise land in a folder not yet created.
+  explicit ScratchFile(std::string out) {
+    while (out.size() > 1 && out.back() == '/') out.pop_back();
+    path_ = temporary_path_for(out) + ".opcm-scratch";
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd_ < 0) fail_file(path_, std::string("cannot create scratch file: ") + std::strerror(errno));
   }
@@ -130,7 +134,8 @@ ContinualReport merge_continual(const std::string& base_path, const std::vector<
   if (!(options.alpha >= 0 && options.alpha <= 1)) throw Error("merge opcm: --alpha must lie in [0, 1]");
   if (!(options.top_k > 0 && options.top_k <= 1)) throw Error("merge ties: --top-k must lie in (0, 100] percent");
   double scale = options.scale;
-  if (scale < 0) scale = options.method == MergeMethod::Ties ? 0.5 : 0.3;
+  // NaN is "not given"; a negative scale (task negation) is a legitimate choice, not a default.
+  if (std::isnan(scale)) scale = options.method == MergeMethod::Ties ? 0.5 : 0.3;
   if (!std::isfinite(scale)) throw Error("merge " + method + ": --scale must be a finite number");
 
   const Checkpoint base = Checkpoint::open(base_path);
@@ -199,6 +204,9 @@ ContinualReport merge_continual(const std::string& base_path, const std::vector<
       continue;
     }
     const std::vector<float> b = base.read(t).to_f32();
+    // Checked here so that a non-finite base is named as such, not blamed on every task model.
+    for (float v : b)
+      if (!std::isfinite(v)) throw Error(base_path + ": tensor " + t.name + " of the base holds NaN or Inf");
     std::vector<float> cur;  // running merged tensor (baselines) or S_t (OPCM)
     bool have = false;
     if (previous) {

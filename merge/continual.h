@@ -11,6 +11,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,7 @@ std::string method_name(MergeMethod m);  // "opcm", "average", "task-arithmetic"
 struct ContinualOptions {
   MergeMethod method = MergeMethod::Opcm;
   double alpha = 0.5;    // opcm: split rank at this share of the singular-value sum
-  double scale = -1;     // task-arithmetic (default 0.3), ties (default 0.5); < 0: default
+  double scale = std::numeric_limits<double>::quiet_NaN();  // task-arithmetic (default 0.3), ties (default 0.5); NaN: default
   double top_k = 0.2;    // ties: fraction of each task vector's entries kept by magnitude
   bool shuffle = false;  // merge the added models in an order drawn from `seed`
   uint64_t seed = 0;

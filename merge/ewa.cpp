@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <regex>
 #include <set>
@@ -257,13 +258,15 @@ ExpertScan find_experts(const Checkpoint& ck, const std::string& label) {
   for (auto& [prefix, projs] : found) {
     MoeBlock& b = blocks[prefix];
     if (b.fused) throw Error(label + ": " + prefix + " holds both per-expert and fused expert tensors");
-    int64_t count = -1;
+    // E = the highest expert index + 1 over every projection, so that an expert missing from
+    // the first projection (in name order) is reported too, not silently dropped.
+    int64_t count = 0;
+    for (const auto& [proj, params] : projs)
+      for (const auto& [param, by_index] : params) count = std::max(count, by_index.rbegin()->first + 1);
     for (auto& [proj, params] : projs) {
       for (auto& [param, by_index] : params) {
-        const int64_t n = by_index.rbegin()->first + 1;
-        if (count < 0) count = n;
-        if (n != count || static_cast<int64_t>(by_index.size()) != n) {
-          for (int64_t i = 0; i < std::max(n, count); ++i)
+        if (static_cast<int64_t>(by_index.size()) != count) {
+          for (int64_t i = 0; i < count; ++i)
             if (!by_index.count(i))
               throw Error(label + ": expert " + std::to_string(i) + " of " + prefix + " has no " + proj + "." + param +
                           " (experts must be numbered 0..E-1 with the same projections)");
@@ -394,9 +397,12 @@ EwaReport ewa_checkpoint(const Checkpoint& in, const std::string& out, const Ewa
   CheckpointWriter writer(out, &in, wo);
   std::vector<bool> written(scan.blocks.size(), false);
   const size_t total = in.tensors().size();
-  // Share-rate mode: the mean of the current projection, computed once for its E experts.
-  std::string mean_key;
-  std::vector<float> mean;
+  // Share-rate mode: the means of the current block's projections, each computed once for
+  // its E experts. Checkpoints interleave projections (experts.0.w1, experts.0.w2, ...), so
+  // one cached mean would be recomputed for every expert tensor (E times the reads); the
+  // cache holds one mean per projection of one block and is dropped when the block changes.
+  std::string mean_block;
+  std::map<std::string, std::vector<float>> means;
   for (size_t i = 0; i < total; ++i) {
     const CheckpointTensor& t = in.tensors()[i];
     if (progress) progress(i, total, t.name);
@@ -431,13 +437,20 @@ EwaReport ewa_checkpoint(const Checkpoint& in, const std::string& out, const Ewa
             const std::vector<float> avg = mean_of(static_cast<size_t>(b.experts), [&](size_t e) {
               return std::vector<float>(w.begin() + static_cast<int64_t>(e * per), w.begin() + static_cast<int64_t>((e + 1) * per));
             });
+            ++report.expert_means;
             for (size_t k = 0; k < w.size(); ++k) w[k] = static_cast<float>((1 - beta) * w[k] + beta * avg[k % per]);
           } else {
-            const std::string key = b.prefix + "|" + p + "|" + q;
-            if (mean_key != key) {
-              mean = mean_of(names.size(), [&](size_t e) { return rd.f32(names[e]); });
-              mean_key = key;
+            if (mean_block != b.prefix) {
+              means.clear();
+              mean_block = b.prefix;
             }
+            const std::string key = p + "|" + q;
+            auto m = means.find(key);
+            if (m == means.end()) {
+              m = means.emplace(key, mean_of(names.size(), [&](size_t e) { return rd.f32(names[e]); })).first;
+              ++report.expert_means;
+            }
+            const std::vector<float>& mean = m->second;
             for (size_t k = 0; k < w.size(); ++k) w[k] = static_cast<float>((1 - beta) * w[k] + beta * mean[k]);
           }
           writer.append(t.name, Tensor::from_f32(w, t.dtype, t.shape));

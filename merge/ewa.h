@@ -55,6 +55,7 @@ struct EwaReport {
   size_t tensors_in = 0, tensors_out = 0, dropped = 0;  // dropped: routers
   int64_t intermediate_size = 0;                        // of the dense FFN (collapse)
   std::vector<std::string> notes;                       // shared experts, padding, ...
+  size_t expert_means = 0;  // share-rate: per-projection expert means computed (one per projection and block)
 };
 
 using EwaProgress = std::function<void(size_t index, size_t total, const std::string& tensor)>;

@@ -363,8 +363,10 @@ WeightedValues unique_values_16bit(const float* x, int64_t rows, int64_t k, bool
   const int64_t count = rows * k;
   float absmax = 0;
   for (int64_t i = 0; i < count; ++i) absmax = std::max(absmax, std::abs(x[i]));
-  if (!bf16 && absmax >= 65504.0f) {
-    // Beyond f16's range the key would be Inf: uniquify the exact values instead.
+  if (!bf16 && (absmax >= 65504.0f || (absmax > 0.0f && absmax < 6.103515625e-05f))) {
+    // Beyond f16's range the key would be Inf; below its smallest normal (2^-14) every key
+    // is a subnormal or 0, steps far coarser than 2^-11 of the values: uniquify the exact
+    // values instead.
     std::vector<float> imp;
     if (importance) {
       imp.resize(static_cast<size_t>(count));

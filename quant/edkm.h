@@ -86,7 +86,7 @@ inline uint64_t dkm_attention_bytes(uint64_t rows, int k, int element_bytes) {
 
 // The unique values of rows [0, rows) x K of `x` keyed by 16 bits: `bf16` keys by bf16
 // (exact for bf16 weights), else by the nearest f16 (exact for f16 weights); values beyond
-// f16's range fall back to exact f32 uniquification. `importance` (K, optional) weighs
+// f16's range, or all below its smallest normal 2^-14, fall back to exact f32 uniquification. `importance` (K, optional) weighs
 // column k. Histogram over the 65,536 keys for large inputs, a sort for small ones.
 WeightedValues unique_values_16bit(const float* x, int64_t rows, int64_t k, bool bf16, const float* importance);
 

@@ -83,9 +83,17 @@ void pack_row(const uint8_t* idx, int64_t k, int bits, uint8_t* row) {
 }
 
 // The table as stored: f16 rounding, f32 as is, or int8 codes with one absmax scale.
-void round_table(std::vector<float>& c, DType dtype, int8_t* codes, float* q_scale) {
+// Throws Error naming `tensor` for a centroid beyond f16's range (it would be stored as Inf,
+// a table no loader accepts).
+void round_table(const std::string& tensor, std::vector<float>& c, DType dtype, int8_t* codes, float* q_scale) {
   if (dtype == DType::F16) {
-    for (float& v : c) v = f16_to_f32(f32_to_f16(v));
+    for (float& v : c) {
+      const float r = f16_to_f32(f32_to_f16(v));
+      if (!std::isfinite(r))
+        throw Error(tensor + ": centroid " + std::to_string(v) +
+                    " does not fit in an F16 table (|value| > 65504); use --lut-dtype f32");
+      v = r;
+    }
   } else if (dtype == DType::I8) {
     float absmax = 0;
     for (float v : c) absmax = std::max(absmax, std::abs(v));
@@ -174,6 +182,11 @@ PackedLayer cluster_weight(const std::string& name, const Tensor& weight, const 
   // send their table to the exact path.
   const std::unique_ptr<uint16_t[]> keys(new uint16_t[static_cast<size_t>(n * k)]);
   std::vector<uint8_t> wide(static_cast<size_t>(n), 0);
+  // Per row absmax (after scaling) of f16-keyed rows: a table whose values all lie below
+  // f16's smallest normal (2^-14) would be keyed by subnormals (absolute steps of 2^-24, or
+  // flushed to 0), no longer within 2^-11 of the table's scale; such a table takes the exact
+  // path too.
+  std::vector<float> row_amax(static_cast<size_t>(n), 0.0f);
   for_each_row(n, 1, [&](int64_t r, float*) {
     float* row = w.get() + r * k;
     load_row(weight, r, row);
@@ -185,27 +198,41 @@ PackedLayer cluster_weight(const std::string& name, const Tensor& weight, const 
     if (o.channel_scale) {
       const float amax = std::bit_cast<float>(amax_bits);
       // Rounded up to the stored dtype first, so row / scale uses the scale a loader reads.
+      if (layer.scale_dtype == DType::F16 && amax > 65504.0f)
+        throw Error(tensor + ": row " + std::to_string(r) + " absmax " + std::to_string(amax) +
+                    " does not fit an F16 row scale; use --lut-dtype f32");
       const float s = amax > 0 ? round_scale_up(amax, layer.scale_dtype) : 1.0f;
       layer.lut_row_scale[static_cast<size_t>(r)] = s;
       for (int64_t c = 0; c < k; ++c) row[c] /= s;
     }
-    if (bf16_keys) bf16_sort_keys(row, k, keys.get() + r * k);
-    else if (std::bit_cast<uint32_t>(65504.0f) <= absmax_bits(row, k)) wide[static_cast<size_t>(r)] = 1;
-    else f16_sort_keys(row, k, keys.get() + r * k);
+    if (bf16_keys) {
+      bf16_sort_keys(row, k, keys.get() + r * k);
+      return;
+    }
+    const uint32_t scaled_bits = o.channel_scale ? absmax_bits(row, k) : amax_bits;
+    if (std::bit_cast<uint32_t>(65504.0f) <= scaled_bits) {
+      wide[static_cast<size_t>(r)] = 1;
+    } else {
+      row_amax[static_cast<size_t>(r)] = std::bit_cast<float>(scaled_bits);
+      f16_sort_keys(row, k, keys.get() + r * k);
+    }
   });
   if (const auto it = std::find(bad.begin(), bad.end(), 1); it != bad.end()) fail_nonfinite(tensor, weight, it - bad.begin());
 
   std::vector<float> mids(static_cast<size_t>(tables * (entries - 1)));
   for_each_row(tables, 1, [&](int64_t t, float*) {
     const int64_t r0 = t * rows_per_table;
-    const bool exact = std::any_of(wide.begin() + r0, wide.begin() + r0 + rows_per_table, [](uint8_t v) { return v != 0; });
+    const float table_amax = *std::max_element(row_amax.begin() + r0, row_amax.begin() + r0 + rows_per_table);
+    const bool exact =
+        std::any_of(wide.begin() + r0, wide.begin() + r0 + rows_per_table, [](uint8_t v) { return v != 0; }) ||
+        (!bf16_keys && table_amax > 0.0f && table_amax < 6.103515625e-05f);
     const float* h = imp.empty() ? nullptr : imp.data();
     const WeightedValues values = exact ? unique_values_16bit(w.get() + r0 * k, rows_per_table, k, bf16_keys, h)
                                         : unique_from_keys(keys.get() + r0 * k, rows_per_table, k, bf16_keys, h);
     ClusterOptions ot = o;
     ot.dkm.threads = tables == 1 ? row_threads() : 1;  // one table: its rounds use the cores
     std::vector<float> c = cluster_values(values, ot);
-    round_table(c, o.lut_dtype, layer.lut_q.empty() ? nullptr : layer.lut_q.data() + t * entries,
+    round_table(tensor, c, o.lut_dtype, layer.lut_q.empty() ? nullptr : layer.lut_q.data() + t * entries,
                 layer.lut_q_scale.empty() ? nullptr : layer.lut_q_scale.data() + t);
     std::copy(c.begin(), c.end(), layer.lut.begin() + t * entries);
     for (int64_t j = 0; j + 1 < entries; ++j)

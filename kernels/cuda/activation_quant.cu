@@ -22,6 +22,18 @@ __device__ __forceinline__ int8_t quantize_one(float v, float inv) {
   return 0;  // NaN
 }
 
+// A row whose absmax is below 127 / FLT_MAX, where 127 / absmax overflows f32: the CPU
+// (detail::quantize_one_tiny_row) rounds x * 127 / absmax computed in double, so that the row
+// keeps its proportions instead of every nonzero element going to +-127. Same operations here,
+// each IEEE-rounded (__dmul_rn / __ddiv_rn: no contraction).
+__device__ __forceinline__ int8_t quantize_one_tiny_row(float v, float amax) {
+  const double r = rint(__ddiv_rn(__dmul_rn(static_cast<double>(v), 127.0), static_cast<double>(amax)));
+  if (r >= -127.0 && r <= 127.0) return static_cast<int8_t>(r);
+  if (r > 127.0) return 127;
+  if (r < -127.0) return -127;
+  return 0;  // NaN
+}
+
 // One block per row. (row) absmax over non-outlier elements -> (row, K) q.
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
@@ -41,13 +53,14 @@ __global__ void __launch_bounds__(kThreads)
   amax = dev::block_max(amax);
   // IEEE division (this file is built without fast math): the CPU's 127.0f / absmax exactly.
   const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+  const bool tiny = isinf(inv);  // absmax below 127 / FLT_MAX: the CPU's double path
   if (threadIdx.x == 0) row_scale[row] = amax / 127.0f;
   int8_t* qr = q + row * ldq;
   for (int64_t j = threadIdx.x; j < ldq; j += kThreads) {
     int8_t v = 0;
     if (j < k) {
       const float f = dev::to_f32(xr[j]);
-      if (!(split && fabsf(f) >= threshold)) v = quantize_one(f, inv);
+      if (!(split && fabsf(f) >= threshold)) v = tiny ? quantize_one_tiny_row(f, amax) : quantize_one(f, inv);
     }
     qr[j] = v;
   }

@@ -20,8 +20,25 @@ Context::Context() {
   device_name = prop.name;
   // A non-blocking stream: work here does not serialize against the legacy default stream.
   MP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  MP_CUBLAS_CHECK(cublasLtCreate(&lt));
-  lt_workspace.reserve(kLtWorkspaceBytes);
+  // A constructor that throws runs no destructor: release what exists so far (thread_local
+  // initialization is retried on the next context() call, which would leak one stream and one
+  // handle per failed try).
+  const cublasStatus_t st = cublasLtCreate(&lt);
+  if (st != CUBLAS_STATUS_SUCCESS) {
+    lt = nullptr;
+    cudaStreamDestroy(stream);
+    stream = nullptr;
+    MP_CUBLAS_CHECK(st);
+  }
+  try {
+    lt_workspace.reserve(kLtWorkspaceBytes);
+  } catch (...) {
+    cublasLtDestroy(lt);
+    cudaStreamDestroy(stream);
+    lt = nullptr;
+    stream = nullptr;
+    throw;
+  }
 }
 
 Context::~Context() {

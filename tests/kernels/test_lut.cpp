@@ -2,8 +2,11 @@
 // shapes for every index width 1..8 (GEMV and GEMM sides of M = 8), with and without row
 // scales and per-group tables; run_linear's checks and dispatch for the format.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -182,5 +185,42 @@ TEST(Lut, CudaMatchesReference) {
       }
 }
 
+}  // namespace
+}  // namespace modelpress::kernels
+namespace modelpress::kernels {
+namespace {
+// The index buffer ends right before a PROT_NONE page: any read past its last byte faults.
+TEST(Lut, NoReadPastTheIndexBuffer) {
+  if (!cpu_features().avx2_fma) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  Rng rng;
+  SCOPED_TRACE(rng.trace());
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  for (int bits = 1; bits <= 8; ++bits)
+    for (const auto& [n, k] : {std::pair<int64_t, int64_t>{3, 37}, {5, 129}, {2, 8}, {1, 3}, {4, 1001}, {17, 256}})
+      for (int64_t m : {1, 3, 8}) {
+        SCOPED_TRACE("bits " + std::to_string(bits) + " n " + std::to_string(n) + " k " + std::to_string(k) + " m " +
+                     std::to_string(m));
+        const LutCase c = make_lut(rng, n, k, bits, n, true);
+        const size_t bytes = c.idx.size(), span = (bytes + page - 1) / page * page;
+        void* mem = mmap(nullptr, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ASSERT_NE(mem, MAP_FAILED);
+        uint8_t* base = static_cast<uint8_t*>(mem);
+        ASSERT_EQ(mprotect(base + span, page, PROT_NONE), 0);
+        uint8_t* idx = base + span - bytes;
+        std::memcpy(idx, c.idx.data(), bytes);
+        LutWeight w = c.w;
+        w.indices = idx;
+        const std::vector<float> x = rng.normals(m * k);
+        std::vector<float> y(static_cast<size_t>(m * n), NAN);
+        lut_linear_avx2(w, nullptr, x.data(), m, y.data());
+        expect_matches_ref(w, x, m, y, {});
+        if (cpu_features().avx512) {
+          std::fill(y.begin(), y.end(), NAN);
+          lut_linear_avx512(w, nullptr, x.data(), m, y.data());
+          expect_matches_ref(w, x, m, y, {});
+        }
+        munmap(mem, span + page);
+      }
+}
 }  // namespace
 }  // namespace modelpress::kernels

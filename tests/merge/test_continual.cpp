@@ -191,6 +191,30 @@ TEST(MergeBaselines, MatchTheirFormulas) {
   }
 }
 
+TEST(MergeBaselines, NegativeScaleIsKeptNotReplacedByTheDefault) {
+  Fixture f(1);
+  merge::ContinualOptions o = opts(merge::MergeMethod::TaskArithmetic);
+  o.scale = -0.5;  // task negation
+  const auto r = merge::merge_continual(f.base, f.models, "", f.dir / "neg", o);
+  EXPECT_EQ(r.state.scale, -0.5);
+  for (const auto& s : kTensors) {
+    const auto b = tensor_f32(f.base, s.name), m = tensor_f32(f.models[0], s.name), got = tensor_f32(f.dir / "neg", s.name);
+    for (size_t i = 0; i < b.size(); ++i) EXPECT_NEAR(got[i], b[i] - 0.5f * (m[i] - b[i]), 1e-5) << s.name;
+  }
+  // Not given: the documented defaults.
+  EXPECT_EQ(merge::merge_continual(f.base, f.models, "", f.dir / "ta", opts(merge::MergeMethod::TaskArithmetic)).state.scale, 0.3);
+  EXPECT_EQ(merge::merge_continual(f.base, f.models, "", f.dir / "ti", opts(merge::MergeMethod::Ties)).state.scale, 0.5);
+}
+
+TEST(MergeOpcm, OutputWithATrailingSlash) {
+  Fixture f(2);
+  const std::string out = f.dir / "m";
+  merge::merge_continual(f.base, f.models, "", out + "/", opts(merge::MergeMethod::Opcm));
+  EXPECT_TRUE(std::filesystem::exists(out + "/" + merge::kStateFile));
+  for (const auto& e : std::filesystem::directory_iterator(f.dir.path()))
+    EXPECT_EQ(e.path().filename().string().find("scratch"), std::string::npos) << e.path();
+}
+
 TEST(MergeBaselines, AverageContinuesFromItsState) {
   Fixture f(3);
   merge::merge_continual(f.base, f.models, "", f.dir / "all", opts(merge::MergeMethod::Average));
@@ -318,6 +342,9 @@ TEST(MergeBadInput, NaNInATaskModelMidwayLeavesNothing) {
   t.emplace_back("model.position_ids", Tensor::zeros(DType::I64, {1, 5}));
   testing::write_checkpoint(f.dir / "nan", t);
   const std::string out = f.dir / "out";
+  // A NaN in the base is named as the base's, not as the task model's.
+  expect_failure([&] { merge::merge_continual(f.dir / "nan", {f.models[0]}, "", out, opts(merge::MergeMethod::TaskArithmetic)); },
+                 out, {"nan", "model.layers.0.mlp.down_proj.weight", "of the base holds NaN"});
   // OPCM: fails in pass 1 after earlier tensors went to the scratch file.
   expect_failure([&] { merge::merge_continual(f.base, {f.models[0], f.dir / "nan"}, "", out, opts(merge::MergeMethod::Opcm)); },
                  out, {"nan", "model.layers.0.mlp.down_proj.weight", "NaN"});

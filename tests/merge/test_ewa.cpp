@@ -236,6 +236,9 @@ TEST(EwaShareRate, StepKeepsTheMoeAndTheExpertMean) {
   // The mean of the experts is invariant: collapsing after the step gives the same FFN.
   EXPECT_LT(testing::max_abs_diff(mean_of(dir / "shared", names), mean), 1e-6);
   EXPECT_EQ(tensor_f32(dir / "shared", p + ".gate.weight"), tensor_f32(dir / "in", p + ".gate.weight"));
+  // Each projection's mean is computed once per block (2 layers x 3 projections), although
+  // the file interleaves the projections expert by expert: not once per expert tensor.
+  EXPECT_EQ(collapse(dir / "in", dir / "again", b).expert_means, 6u);
   // b = 1 makes every expert the mean.
   collapse(dir / "in", dir / "one", 1.0);
   EXPECT_LT(testing::max_abs_diff(tensor_f32(dir / "one", names[0]), mean), 1e-6);
@@ -276,6 +279,20 @@ TEST(EwaErrors, UnknownArchitectureAndMissingExpert) {
   add(t, "model.layers.0.mlp.experts.2.up_proj.weight", {kInter, kHidden});
   testing::write_checkpoint(dir / "gap", t, {{"model_type", "qwen2_moe"}});
   expect_error([&] { collapse(dir / "gap", dir / "out2"); }, dir / "out2", {"expert 1", "model.layers.0.mlp", "up_proj"});
+  // The last expert missing from the first projection in name order (w1), present in w2 and
+  // w3, and no expert count in config.json: an error naming it, in both modes, not a merge
+  // over two experts of w1 and three of w2 and w3.
+  Tensors u;
+  add_common(u, 0);
+  const std::string p = "model.layers.0.block_sparse_moe";
+  for (int e = 0; e < 3; ++e) {
+    if (e < 2) add(u, p + ".experts." + std::to_string(e) + ".w1.weight", {kInter, kHidden});
+    add(u, p + ".experts." + std::to_string(e) + ".w2.weight", {kHidden, kInter});
+    add(u, p + ".experts." + std::to_string(e) + ".w3.weight", {kInter, kHidden});
+  }
+  testing::write_checkpoint(dir / "short", u, {{"model_type", "mixtral"}});
+  expect_error([&] { collapse(dir / "short", dir / "out3"); }, dir / "out3", {"expert 2", p, "w1"});
+  expect_error([&] { collapse(dir / "short", dir / "out4", 0.5); }, dir / "out4", {"expert 2", p, "w1"});
 }
 
 }  // namespace

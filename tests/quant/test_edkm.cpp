@@ -393,3 +393,52 @@ TEST(ClusterCli, BadInputIsOneLineAndLeavesNoOutput) {
 
 }  // namespace
 }  // namespace modelpress::quant
+namespace modelpress::quant {
+namespace {
+
+TEST(Edkm, F16TableOrRowScaleBeyondF16RangeIsANamedError) {
+  // Centroids past 65504 used to be stored as +-Inf in an f16 table (a checkpoint no loader
+  // accepts); an f16 row scale past it failed without naming the tensor.
+  std::vector<float> w;
+  for (int i = 0; i < 64; ++i) w.push_back(i % 2 ? 70000.0f + static_cast<float>(i) : -70000.0f - static_cast<float>(i));
+  for (bool scale : {false, true}) {
+    ClusterOptions o;
+    o.bits = 2;
+    o.channel_scale = scale;
+    try {
+      cluster_weight("layers.1.o", f32_tensor(w, {8, 8}), nullptr, o);
+      ADD_FAILURE() << "no error, channel_scale " << scale;
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("layers.1.o.weight"), std::string::npos) << m;
+      EXPECT_NE(m.find("F16"), std::string::npos) << m;
+    }
+    o.lut_dtype = DType::F32;  // fits
+    const PackedLayer l = cluster_weight("layers.1.o", f32_tensor(w, {8, 8}), nullptr, o);
+    for (float e : l.lut) EXPECT_TRUE(std::isfinite(e));
+  }
+}
+
+TEST(Edkm, TinyF32WeightsClusterAsWellAsScaledOnes) {
+  // f32 weights below f16's normal range used to be keyed by f16 subnormals (or 0): at a
+  // scale of 1e-8 every value collapsed into a few keys and the relative error was ~1.
+  const std::vector<float> w0 = gaussian_values(64 * 64, 3, 1.0f);
+  auto rel_mse = [&](float sc) {
+    std::vector<float> w = w0;
+    for (float& x : w) x *= sc;
+    ClusterOptions o;
+    o.bits = 4;
+    o.lut_dtype = DType::F32;
+    o.dkm.tau = 1e-4 * static_cast<double>(sc) * static_cast<double>(sc);
+    const std::vector<float> d = dequantize_layer(cluster_weight("m", f32_tensor(w, {64, 64}), nullptr, o));
+    double e = 0, t = 0;
+    for (size_t i = 0; i < w.size(); ++i) e += std::pow(static_cast<double>(d[i]) - w[i], 2), t += std::pow(static_cast<double>(w[i]), 2);
+    return e / t;
+  };
+  const double ref = rel_mse(1.0f);
+  EXPECT_LT(ref, 0.02);
+  for (float sc : {1e-6f, 1e-8f}) EXPECT_LT(rel_mse(sc), 1.5 * ref) << "scale " << sc;
+}
+
+}  // namespace
+}  // namespace modelpress::quant
