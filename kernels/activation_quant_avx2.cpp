@@ -12,8 +12,7 @@
 
 #include "kernels/activation_quant.h"
 #include "kernels/activation_quant_internal.h"
-
-#define MP_AVX2 __attribute__((target("avx2,fma")))
+#include "kernels/avx2_util.h"
 
 namespace modelpress::kernels {
 

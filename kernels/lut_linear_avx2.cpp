@@ -26,21 +26,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/avx2_util.h"
 #include "kernels/lut_linear.h"
-
-#define MP_AVX2 __attribute__((target("avx2,fma")))
-#define MP_AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) inline
 
 namespace modelpress::kernels {
 
 namespace {
-
-MP_AVX2_INLINE float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // Bytes one step's load reads (it may read past the step's own b bytes).
 template <int B>
