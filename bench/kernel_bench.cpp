@@ -89,6 +89,7 @@ std::string bench_report_json(const BenchReport& r) {
     e["median_us"] = row.median_us;
     e["runs"] = row.runs;
     e["rotation"] = row.rotation;
+    e["calls"] = row.calls;
     e["bytes"] = row.bytes;
     e["ops"] = row.ops;
     e["gb_per_s"] = row.gbps;

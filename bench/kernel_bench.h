@@ -48,6 +48,7 @@ struct BenchRow {
   double median_us = 0;
   int runs = 0;
   int rotation = 0;       // input sets rotated through
+  int calls = 1;          // back-to-back calls per timed sample (CUDA)
   double bytes = 0;       // the fewest bytes the kernel must move (inputs once, output once)
   double ops = 0;         // 2 M N K
   double gbps = 0;        // bytes / median

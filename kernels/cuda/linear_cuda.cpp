@@ -11,6 +11,7 @@
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/llm_int8.h"
 #include "kernels/cuda/lut_gemv.h"
+#include "kernels/cuda/w4_mma_layout.h"
 #include "kernels/cuda/w4a16.h"
 #include "kernels/fallback_log.h"
 
@@ -109,6 +110,8 @@ void cuda_run_linear(const PackedLinear& l, const float* x, int64_t m, float* y)
     case LinearFormat::W4A16: {
       const W4Weight& w = l.w4;
       const int64_t groups = w.k / w.group;
+      const bool mma_ok = m <= 16 && w4a16_mma_supported(DeviceW4Weight{nullptr, nullptr, nullptr, w.n, w.k, w.group},
+                                                          nullptr);
       // One carving function for sizing and carving, its takes in sequence (a make_tuple of
       // takes would leave their order unspecified).
       auto carve = [&](DeviceCarver& c) {
@@ -116,18 +119,24 @@ void cuda_run_linear(const PackedLinear& l, const float* x, int64_t m, float* y)
         float* scales = c.take<float>(w.n * groups);
         uint8_t* zeros = c.take<uint8_t>(w.zeros ? w.n * groups : 0);
         float* bias = c.take<float>(l.bias ? n : 0);
-        return std::make_tuple(packed, scales, zeros, bias);
+        // The tensor-core layout, made on the device from `packed` (w4a16.h), where it applies.
+        uint8_t* mma = c.take<uint8_t>(mma_ok ? w4_mma_bytes(w.n, w.k) : 0);
+        return std::make_tuple(packed, scales, zeros, bias, mma);
       };
       DeviceCarver size(nullptr);
       carve(size);
       ctx.weights.reserve(size.bytes());
       DeviceCarver c(ctx.weights.data());
-      auto [packed, scales, zeros, bias] = carve(c);
+      auto [packed, scales, zeros, bias, mma] = carve(c);
       upload(packed, w.packed, static_cast<size_t>(w.n * (w.k / 2)), ctx);
       upload(scales, w.scales, sizeof(float) * static_cast<size_t>(w.n * groups), ctx);
       if (w.zeros) upload(zeros, w.zeros, static_cast<size_t>(w.n * groups), ctx);
       if (l.bias) upload(bias, l.bias, sizeof(float) * n, ctx);
-      const DeviceW4Weight dw{packed, scales, w.zeros ? zeros : nullptr, w.n, w.k, w.group};
+      DeviceW4Weight dw{packed, scales, w.zeros ? zeros : nullptr, w.n, w.k, w.group};
+      if (mma_ok) {
+        w4a16_repack_mma(ctx, dw, mma);
+        dw.mma = mma;
+      }
 
       DeviceCarver ssize(nullptr);
       ssize.take<float>(m * k);

@@ -2,7 +2,12 @@
 // LutWeight (kernels/packed_linear.h) uploaded as is: b-bit LSB-first index rows, one f32
 // table per group of rows, optional row scales.
 //
-// One warp per output row; lane l takes the 8-index steps l, l + 32, ... of the row (a step is
+// Fast kernel (b <= 5, K % 32 == 0): each block owns 4 output rows and its 8 warps split K, each
+// lane taking 32 consecutive indices per pass (b whole 32-bit words); every lane holds the entry (lane mod 2^b) of each
+// row's table, so a lookup is one shuffle with no masking; x is loaded once per 8 columns for
+// the 4 rows. Up to 4 rows of x per launch.
+//
+// General kernel: one warp per output row; lane l takes the 8-index steps l, l + 32, ... of the row (a step is
 // exactly b bytes, so a warp reads 32 b consecutive bytes per pass: coalesced). The table
 // lives in registers for b <= 5 (lane j holds entry j; a lookup is one __shfl_sync), in
 // shared memory for b = 6..8 (256 floats per warp at most). The weight is read once for up
@@ -21,6 +26,10 @@ struct DeviceLutWeight {
   int64_t n = 0, k = 0, group_rows = 0;
   int bits = 0;
 };
+
+// Whether the fast kernel (b <= 5, K % 32 == 0, 4-byte aligned indices; see lut_gemv.cu) takes
+// this weight; x must also be 16-byte aligned. Others run the general kernel described above.
+bool lut_fast_supported(const DeviceLutWeight& w);
 
 // x (M, K) f32, y (M, N) f32, bias (N) f32 or null, all on the device. Asynchronous on
 // ctx.stream.

@@ -198,6 +198,10 @@ const char* w4a16_linear(Context& ctx, const DeviceW4Weight& w, const float* bia
   if (m <= 16) {
     // 16-byte loads of x rows and weight rows need 16-byte aligned bases.
     const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w.packed) % 16 == 0;
+    if (w.mma && aligned && reinterpret_cast<uintptr_t>(w.mma) % 16 == 0 && w4a16_mma_supported(w, nullptr)) {
+      w4a16_mma_linear(ctx, w, bias, xt, x, m, yt, y);
+      return "mma";
+    }
     if (aligned && w4a16_gemv_supported(w, nullptr)) {
       if (bf) gemv_for_m<__nv_bfloat16, __nv_bfloat16>(ctx, w, bias, x, m, y);
       else if (f32_out) gemv_for_m<__half, float>(ctx, w, bias, x, m, y);

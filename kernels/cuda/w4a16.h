@@ -1,7 +1,10 @@
 // W4A16 on the GPU: y (M, N) = x (M, K) . W^T + b with W a group-wise 4-bit weight in the
 // W4Weight layout of kernels/packed_linear.h (uploaded as is: the kernels never repack).
 //
-// M <= 16 (decode): a GEMV-style kernel, one warp per output row. Each lane loads 16 bytes of
+// M <= 16 (decode) with the weight also in the tensor-core layout (w4_mma_layout.h, made once
+// by w4a16_repack_mma; K and group multiples of 64): w4a16_mma.cu, mma.m16n8k16 on A fragments
+// dequantized in registers. This is the fast path.
+// M <= 16 otherwise: a GEMV-style kernel, one warp per output row. Each lane loads 16 bytes of
 // the packed row (32 weights, one group) per step and dequantizes them in registers,
 //   w = (u - zero) * scale       (scale, zero per group of K; zero 8 when symmetric),
 // as sum((u - zero) x) * scale per chunk, for up to 16 rows of x (f32 accumulation); a warp
@@ -26,13 +29,24 @@ struct DeviceW4Weight {
   const float* scales = nullptr;    // (N, K/group)
   const uint8_t* zeros = nullptr;   // (N, K/group) or null (symmetric: zero point 8)
   int64_t n = 0, k = 0, group = 0;
+  // The same weight in the tensor-core layout (w4_mma_bytes(n, k) bytes), or null.
+  const uint8_t* mma = nullptr;
 };
+
+// Whether the tensor-core kernel takes this weight's shape (K, group multiples of 64).
+bool w4a16_mma_supported(const DeviceW4Weight& w, std::string* why);
+// Writes w.packed in the tensor-core layout to `out` (w4_mma_bytes(n, k) bytes, 16-byte
+// aligned). Asynchronous on ctx.stream. Needs K % 64 == 0.
+void w4a16_repack_mma(Context& ctx, const DeviceW4Weight& w, uint8_t* out);
+// The tensor-core kernel alone (w4a16_linear picks it); M <= 16, w.mma set.
+void w4a16_mma_linear(Context& ctx, const DeviceW4Weight& w, const float* bias, DType xt, const void* x, int64_t m,
+                      DType yt, void* y);
 
 // Whether the fast GEMV kernel takes this weight (x alignment aside); the reason when not.
 bool w4a16_gemv_supported(const DeviceW4Weight& w, std::string* why);
 
 // x (M, K) of type xt (F16 or BF16), contiguous; y (M, N) of type yt (xt or F32), contiguous;
-// bias (N) f32 or null. Asynchronous on ctx.stream. Returns the path taken: "gemv", "simple"
+// bias (N) f32 or null. Asynchronous on ctx.stream. Returns the path taken: "mma", "gemv", "simple"
 // (the slow general kernel: the caller logs it) or "tiles".
 const char* w4a16_linear(Context& ctx, const DeviceW4Weight& w, const float* bias, DType xt, const void* x, int64_t m,
                   DType yt, void* y);

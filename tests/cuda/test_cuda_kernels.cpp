@@ -16,6 +16,7 @@
 #include "kernels/cuda/blaslt.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/llm_int8.h"
+#include "kernels/cuda/w4_mma_layout.h"
 #include "kernels/cuda/w4a16.h"
 #include "kernels/int8_gemm.h"
 #include "kernels/llm_int8.h"
@@ -369,7 +370,14 @@ TEST_P(CudaW4A16, MatchesReference) {
     DeviceBuffer dp = to_device(packed), ds = to_device(scales), dz = to_device(zeros), db = to_device(bias);
     DeviceBuffer dx = to_device(x.bits);
     DeviceBuffer dy = poisoned(static_cast<size_t>(dtype_bytes(yt) * c.m * c.n));
-    const DeviceW4Weight dw{dp.as<uint8_t>(), ds.as<float>(), c.symmetric ? nullptr : dz.as<uint8_t>(), c.n, c.k, c.group};
+    DeviceW4Weight dw{dp.as<uint8_t>(), ds.as<float>(), c.symmetric ? nullptr : dz.as<uint8_t>(), c.n, c.k, c.group};
+    // The tensor-core path needs the weight in its layout too (made on the device).
+    DeviceBuffer dmma(std::string(c.path) == "mma" ? w4_mma_bytes(c.n, c.k) : 1);
+    if (std::string(c.path) == "mma") {
+      testing::poison(dmma);
+      w4a16_repack_mma(ctx(), dw, dmma.as<uint8_t>());
+      dw.mma = dmma.as<uint8_t>();
+    }
     const std::string path = w4a16_linear(ctx(), dw, db.as<float>(), xt, dx.data(), c.m, yt, dy.data());
     EXPECT_EQ(path, c.path);
     const std::vector<float> got = yt == DType::F32 ? to_host<float>(ctx(), dy, c.m * c.n)
@@ -392,10 +400,13 @@ INSTANTIATE_TEST_SUITE_P(
                       W4Case{5, 130, 256, 128, true, "gemv"}, W4Case{9, 33, 512, 64, false, "gemv"},
                       W4Case{16, 19, 1024, 128, true, "gemv"}, W4Case{2, 41, 90, 6, false, "simple"},
                       W4Case{7, 13, 100, 50, true, "simple"}, W4Case{19, 300, 256, 128, false, "tiles"},
-                      W4Case{40, 129, 96, 32, true, "tiles"}),
+                      W4Case{40, 129, 96, 32, true, "tiles"}, W4Case{1, 77, 384, 64, true, "mma"},
+                      W4Case{3, 130, 256, 128, false, "mma"}, W4Case{8, 40, 512, 128, true, "mma"},
+                      W4Case{9, 33, 192, 64, false, "mma"}, W4Case{16, 19, 1024, 128, true, "mma"},
+                      W4Case{13, 200, 128, 128, false, "mma"}),
     [](const auto& info) {
       const W4Case& c = info.param;
-      return str("M", c.m, "_N", c.n, "_K", c.k, "_g", c.group, c.symmetric ? "_sym" : "_asym");
+      return str("M", c.m, "_N", c.n, "_K", c.k, "_g", c.group, c.symmetric ? "_sym_" : "_asym_", c.path);
     });
 
 using CudaDense = CudaTest;
