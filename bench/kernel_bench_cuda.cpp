@@ -198,13 +198,12 @@ BenchRow bench_one(const BenchOptions& o, kc::Context& ctx, DType dt, double bud
       int64_t outliers = 0;
       const Copies x = copies_16bit(ctx, detail::make_x(s, mixed ? o.outlier_fraction : 0, seed, &outliers), dt, R);
       DeviceBuffer scratch(kc::llm_int8_scratch_bytes(m, n, k));
-      int64_t found = 0;
       r = time_case(o, ctx, kernel, s, R, [&](int i) {
-        found = kc::llm_int8_linear(ctx, weight(i), nullptr, dt, x.at<void>(i), m, mixed ? o.threshold : 0.0f, dt,
-                                    y.data(), scratch.data());
+        kc::llm_int8_linear(ctx, weight(i), nullptr, dt, x.at<void>(i), m, mixed ? o.threshold : 0.0f, dt, y.data(),
+                            scratch.data());
       });
       r.bytes = set + e * m * n;
-      r.note = mixed ? std::to_string(found) + " outlier columns" : "";
+      if (mixed) r.note = std::to_string(kc::llm_int8_outlier_count(ctx, scratch.data(), m, n, k)) + " outlier columns";
     }
   } else if (kernel == "w4a16" || kernel == "w4a16-asym") {
     const bool asym = kernel == "w4a16-asym";

@@ -95,36 +95,11 @@ __global__ void __launch_bounds__(kCompactThreads)
   if (threadIdx.x == 0) *count = base;
 }
 
-// One block per row: (row, cp) xo <- x[row, cols], and q[row, cols] = 0.
-template <typename T, typename T16>
-__global__ void __launch_bounds__(kThreads)
-    gather_kernel(const T* __restrict__ x, int64_t k, const int32_t* __restrict__ cols, int64_t count, int64_t cp,
-                  int8_t* __restrict__ q, int64_t ldq, T16* __restrict__ xo) {
-  const int64_t row = blockIdx.x;
-  for (int64_t c = threadIdx.x; c < cp; c += kThreads) {
-    float v = 0.0f;
-    if (c < count) {
-      const int64_t col = cols[c];
-      v = dev::to_f32(x[row * k + col]);
-      q[row * ldq + col] = 0;
-    }
-    xo[row * cp + c] = dev::from_f32<T16>(v);
-  }
-}
-
 template <typename T>
 void launch_quantize(Context& ctx, const void* x, int64_t m, int64_t k, float threshold, int8_t* q, int64_t ldq,
                      float* row_scale, uint8_t* col_flags) {
   quantize_rows_kernel<T><<<static_cast<unsigned>(m), kThreads, 0, ctx.stream>>>(static_cast<const T*>(x), k, threshold,
                                                                                  q, ldq, row_scale, col_flags);
-  MP_CUDA_CHECK_LAUNCH();
-}
-
-template <typename T, typename T16>
-void launch_gather(Context& ctx, const void* x, int64_t m, int64_t k, const int32_t* cols, int64_t count, int64_t cp,
-                   int8_t* q, int64_t ldq, void* xo) {
-  gather_kernel<T, T16><<<static_cast<unsigned>(m), kThreads, 0, ctx.stream>>>(static_cast<const T*>(x), k, cols, count,
-                                                                              cp, q, ldq, static_cast<T16*>(xo));
   MP_CUDA_CHECK_LAUNCH();
 }
 
@@ -151,23 +126,6 @@ void quantize_rows(Context& ctx, DType xt, const void* x, int64_t m, int64_t k, 
 void compact_outlier_columns(Context& ctx, const uint8_t* col_flags, int64_t k, int32_t* cols, int32_t* count) {
   compact_kernel<<<1, kCompactThreads, 0, ctx.stream>>>(col_flags, k, cols, count);
   MP_CUDA_CHECK_LAUNCH();
-}
-
-void gather_outlier_columns(Context& ctx, DType xt, const void* x, int64_t m, int64_t k, const int32_t* cols,
-                            int64_t count, int64_t cp, int8_t* q, int64_t ldq, DType xo_t, void* xo) {
-  if (m <= 0 || cp <= 0) return;
-  check_rows(m);
-  const bool bf = xo_t == DType::BF16;
-  if (xo_t == DType::F32 || (xt != DType::F32 && xo_t != xt))
-    throw CudaError(std::string("gather_outlier_columns: outliers of ") + dtype_name(xt) + " x gathered as " +
-                    dtype_name(xo_t) + " (16-bit, and x's own type when x is 16-bit)");
-  switch (xt) {
-    case DType::F32:
-      return bf ? launch_gather<float, __nv_bfloat16>(ctx, x, m, k, cols, count, cp, q, ldq, xo)
-                : launch_gather<float, __half>(ctx, x, m, k, cols, count, cp, q, ldq, xo);
-    case DType::F16: return launch_gather<__half, __half>(ctx, x, m, k, cols, count, cp, q, ldq, xo);
-    case DType::BF16: return launch_gather<__nv_bfloat16, __nv_bfloat16>(ctx, x, m, k, cols, count, cp, q, ldq, xo);
-  }
 }
 
 }  // namespace modelpress::kernels::cuda

@@ -5,7 +5,7 @@
 // One pass over x: a block per row reads the row once to find its absmax (outlier elements
 // left out) and to flag outlier columns, then quantizes the same row, which the first sweep
 // has just brought into L1/L2. The only cross-row step (q = 0 in every outlier column, in all
-// rows) touches M x (outlier count) bytes of q and runs in gather_outlier_columns.
+// rows) touches M x (outlier count) bytes of q and runs in llm_int8.cu's outlier product.
 #pragma once
 #include <cstdint>
 
@@ -23,10 +23,5 @@ void quantize_rows(Context& ctx, DType xt, const void* x, int64_t m, int64_t k, 
 // Lists the flagged columns in ascending order into cols (capacity K) and their number into
 // *count (device memory). One block: K flags are read once.
 void compact_outlier_columns(Context& ctx, const uint8_t* col_flags, int64_t k, int32_t* cols, int32_t* count);
-
-// For the `count` outlier columns: zeroes them in q (every row) and gathers x's values into
-// xo (M, cp) in the 16-bit type xo_t (F16 or BF16), zero in columns count..cp-1.
-void gather_outlier_columns(Context& ctx, DType xt, const void* x, int64_t m, int64_t k, const int32_t* cols,
-                            int64_t count, int64_t cp, int8_t* q, int64_t ldq, DType xo_t, void* xo);
 
 }  // namespace modelpress::kernels::cuda

@@ -19,7 +19,6 @@ struct Context {
   DeviceBuffer weights;       // run_linear: the layer's weight, uploaded per call
   DeviceBuffer scratch;       // run_linear: activations, quantized x, int32 product, outputs
   DeviceBuffer tile;          // W4A16 for M > 16: one dequantized weight tile
-  DeviceBuffer outliers;      // LLM.int8: the outlier columns of x and W in 16-bit
   int sm_count = 0;
   size_t l2_bytes = 0;
   std::string device_name;

@@ -23,9 +23,10 @@ template <typename OutT>
 __global__ void __launch_bounds__(kThreads)
     dequant_kernel(const int32_t* __restrict__ c, int64_t ldc, const float* __restrict__ rs,
                    const float* __restrict__ cs, const float* __restrict__ bias, const float* __restrict__ addend,
-                   OutT* __restrict__ y, int64_t n) {
+                   const int32_t* __restrict__ addend_count, OutT* __restrict__ y, int64_t n) {
   const int64_t i = blockIdx.x;
   const float r = rs[i];
+  if (addend_count && *addend_count <= 0) addend = nullptr;
   for (int64_t j = static_cast<int64_t>(blockIdx.y) * kThreads + threadIdx.x; j < n;
        j += static_cast<int64_t>(gridDim.y) * kThreads) {
     float v = __fmul_rn(__fmul_rn(static_cast<float>(c[i * ldc + j]), r), cs[j]);
@@ -52,8 +53,9 @@ __global__ void __launch_bounds__(kThreads) bias_kernel(T* __restrict__ y, int64
 
 template <typename OutT>
 void launch_dequant(Context& ctx, const int32_t* c, int64_t ldc, const float* rs, const float* cs, const float* bias,
-                    const float* addend, void* y, int64_t m, int64_t n) {
-  dequant_kernel<OutT><<<row_grid(m, n), kThreads, 0, ctx.stream>>>(c, ldc, rs, cs, bias, addend, static_cast<OutT*>(y), n);
+                    const float* addend, const int32_t* addend_count, void* y, int64_t m, int64_t n) {
+  dequant_kernel<OutT><<<row_grid(m, n), kThreads, 0, ctx.stream>>>(c, ldc, rs, cs, bias, addend, addend_count,
+                                                                    static_cast<OutT*>(y), n);
   MP_CUDA_CHECK_LAUNCH();
 }
 
@@ -74,12 +76,14 @@ void launch_bias(Context& ctx, void* y, int64_t ldy, const float* bias, int64_t 
 }  // namespace
 
 void dequantize_int32(Context& ctx, const int32_t* c, int64_t ldc, const float* row_scale, const float* col_scale,
-                      const float* bias, const float* addend, DType yt, void* y, int64_t m, int64_t n) {
+                      const float* bias, const float* addend, DType yt, void* y, int64_t m, int64_t n,
+                      const int32_t* addend_count) {
   if (m <= 0 || n <= 0) return;
+  const int32_t* ac = addend_count;
   switch (yt) {
-    case DType::F32: return launch_dequant<float>(ctx, c, ldc, row_scale, col_scale, bias, addend, y, m, n);
-    case DType::F16: return launch_dequant<__half>(ctx, c, ldc, row_scale, col_scale, bias, addend, y, m, n);
-    case DType::BF16: return launch_dequant<__nv_bfloat16>(ctx, c, ldc, row_scale, col_scale, bias, addend, y, m, n);
+    case DType::F32: return launch_dequant<float>(ctx, c, ldc, row_scale, col_scale, bias, addend, ac, y, m, n);
+    case DType::F16: return launch_dequant<__half>(ctx, c, ldc, row_scale, col_scale, bias, addend, ac, y, m, n);
+    case DType::BF16: return launch_dequant<__nv_bfloat16>(ctx, c, ldc, row_scale, col_scale, bias, addend, ac, y, m, n);
   }
 }
 

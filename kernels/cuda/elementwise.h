@@ -20,8 +20,11 @@ namespace modelpress::kernels::cuda {
 //   y[i][j] = C[i][j] * row_scale[i] * col_scale[j] + bias[j] + addend[i][j]
 // C (M, ldc) int32; bias (N) and addend (M, N) f32, each optional (null). In f32, in that
 // order, without contraction: with f32 output it matches the CPU's epilogue bit for bit.
+// addend_count (device, optional): the addend is read only when *addend_count > 0 (LLM.int8's
+// outlier product exists only when some column has outliers, which only the device knows).
 void dequantize_int32(Context& ctx, const int32_t* c, int64_t ldc, const float* row_scale, const float* col_scale,
-                      const float* bias, const float* addend, DType yt, void* y, int64_t m, int64_t n);
+                      const float* bias, const float* addend, DType yt, void* y, int64_t m, int64_t n,
+                      const int32_t* addend_count = nullptr);
 
 // dst = src converted (f32 -> f16 / bf16 rounds to nearest even). count elements.
 void convert(Context& ctx, DType src_t, const void* src, DType dst_t, void* dst, int64_t count);

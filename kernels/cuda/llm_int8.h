@@ -1,14 +1,14 @@
 // W8A8 and the LLM.int8() mixed product on the GPU, on device-resident operands:
 //
 //   1. quantize_rows: x -> q (M, Kp) int8, row scales, outlier-column flags (one pass over x)
-//   2. with outliers: compact the flags into a column list (its length comes back to the host:
-//      it sizes step 3, one small synchronous copy per call, as bitsandbytes' torch code does),
-//      zero those columns in q, gather x's outlier columns xo (M, Cp) and the weight's outlier
-//      columns wo (N, Cp) in 16-bit (the fp16 column where the layer has one, else q * scale),
-//      and yo (M, N) f32 = xo . wo^T through cuBLASLt. Only Cp columns of the weight are ever
-//      in floating point; the full weight is never dequantized.
+//   2. with outliers: compact the flags into an ascending column list and its length, on the
+//      device; one kernel reads that length there (the host never waits for it), computes
+//      yo (M, N) f32 = x[:, cols] . W[:, cols]^T in f32 from x and the weight's columns (the
+//      fp16 column where the layer has one, else q * scale; gathered a tile at a time into
+//      shared memory: the full weight is never dequantized), and zeroes those columns in q
 //   3. C (M, Np) int32 = q . Wq^T through cuBLASLt int8 (CUBLAS_COMPUTE_32I)
-//   4. one fused epilogue: y = C * row_scale * w_scale + bias + yo, in the output type.
+//   4. one fused epilogue: y = C * row_scale * w_scale + bias (+ yo when there are outliers),
+//      in the output type.
 // Threshold 0 (W8A8): steps 2 and the addend vanish.
 #pragma once
 #include <cstdint>
@@ -34,16 +34,19 @@ struct DeviceInt8Weight {
   int64_t k_pad() const { return round_up(k, 16); }
 };
 
-// Scratch for M rows (q, row scales, flags, column list, int32 product, 16-bit outlier
-// product), 256-byte aligned pieces; the outlier operands grow Context::outliers as needed.
+// Scratch for M rows (q, row scales, flags, column list and count, int32 product, f32 outlier
+// product), 256-byte aligned pieces.
 size_t llm_int8_scratch_bytes(int64_t m, int64_t n, int64_t k);
 
 // y (M, N) of type yt (F16, BF16 or F32) = x (M, K) of type xt (F16, BF16 or F32) . W^T + bias.
-// threshold 0: W8A8. The outlier product runs in xt when 16-bit, in f16 for f32 x. bias (N)
-// f32 on the device or null. Returns the number of outlier columns. Asynchronous, except for
-// the column count when threshold > 0.
-int64_t llm_int8_linear(Context& ctx, const DeviceInt8Weight& w, const float* bias, DType xt, const void* x, int64_t m,
-                        float threshold, DType yt, void* y, void* scratch);
+// threshold 0: W8A8. bias (N) f32 on the device or null. Asynchronous on ctx.stream: nothing
+// waits on the host.
+void llm_int8_linear(Context& ctx, const DeviceInt8Weight& w, const float* bias, DType xt, const void* x, int64_t m,
+                     float threshold, DType yt, void* y, void* scratch);
+
+// The number of outlier columns the last llm_int8_linear with this scratch and threshold > 0
+// found (waits for the stream): for reports and tests.
+int64_t llm_int8_outlier_count(Context& ctx, const void* scratch, int64_t m, int64_t n, int64_t k);
 
 // The GEMM and epilogue alone, for activations already quantized (bench "int8-gemm"):
 // xq (M, k_pad) int8 with row_scale (M), c (M, n_pad) int32 scratch.

@@ -117,6 +117,24 @@ TEST(CudaBackend, RunLinearMatchesCpuForEveryFormat) {
   }
 }
 
+// LLM.int8 outliers beyond f16's range (|x| > 65504) in f32 activations: the GPU's outlier
+// product is f32 like the CPU's (it once rounded x to f16, making them inf).
+TEST(CudaBackend, LlmInt8OutliersBeyondHalfRangeMatchCpu) {
+  if (!cuda_usable()) GTEST_SKIP() << "no usable CUDA backend here";
+  Rng rng;
+  const int64_t m = 6, n = 40, k = 96;
+  Layers l = make_layers(rng, n, k, 32);
+  std::vector<float> x = rng.normals(m * k);
+  for (int64_t r = 0; r < m; ++r) x[r * k + 7] = (r % 2 ? -1.0f : 1.0f) * 7.0e4f * (1.0f + 0.1f * r);
+  const std::vector<float> cpu = run(l.llm, x, m, Backend::Cpu), gpu = run(l.llm, x, m, Backend::Cuda);
+  double scale = 0;
+  for (float v : cpu) scale = std::max(scale, static_cast<double>(std::fabs(v)));
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(gpu[i])) << "element " << i;
+    ASSERT_NEAR(gpu[i], cpu[i], 1e-5 * scale) << "element " << i;
+  }
+}
+
 TEST(CudaBackend, WithoutAGpuLinearSaysWhyAndRunThrows) {
   if (cuda_usable()) GTEST_SKIP() << "a GPU is usable here";
   Rng rng;
