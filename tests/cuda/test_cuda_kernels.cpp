@@ -260,7 +260,11 @@ TEST_F(CudaLlmInt8, LayerMatchesReference) {
   struct Case {
     int64_t m, n, k;
     float threshold;
-  } cases[] = {{1, 37, 83, 6.0f}, {9, 130, 250, 6.0f}, {64, 33, 1030, 6.0f}, {5, 77, 96, 0.0f}, {2, 5, 3, 6.0f}};
+    int outlier_cols = 3;
+  } cases[] = {{1, 37, 83, 6.0f},   {9, 130, 250, 6.0f}, {64, 33, 1030, 6.0f},   {5, 77, 96, 0.0f},
+               {2, 5, 3, 6.0f},
+               // Many outlier columns: the outlier product takes them 32 at a time.
+               {70, 65, 160, 6.0f, 40}, {7, 90, 700, 6.0f, 300}};
   for (const auto& c : cases) {
     for (DType io : {DType::F32, DType::F16}) {
       Rng rng;
@@ -268,8 +272,8 @@ TEST_F(CudaLlmInt8, LayerMatchesReference) {
       std::vector<float> x = rng.normals(c.m * c.k);
       // Outliers in a few columns (every third row), one of them listed as an fp16 column.
       std::vector<int32_t> fp16_cols;
-      for (int j = 0; j < 3; ++j) {
-        const int32_t col = static_cast<int32_t>((j * 37 + 5) % c.k);
+      for (int j = 0; j < c.outlier_cols; ++j) {
+        const int32_t col = static_cast<int32_t>((j * 37 + 5) % c.k);  // distinct: 37 is prime to every K here
         for (int64_t r = 0; r < c.m; r += 3) x[r * c.k + col] = rng.uniform(6.5f, 20.0f) * (r % 2 ? -1.0f : 1.0f);
         if (j == 1 && (fp16_cols.empty() || fp16_cols.back() < col)) fp16_cols.push_back(col);
       }
@@ -296,7 +300,8 @@ TEST_F(CudaLlmInt8, LayerMatchesReference) {
                       scratch.data());
       std::vector<float> got = io == DType::F32 ? to_host<float>(ctx(), dy, c.m * c.n)
                                                 : testing::from16(to_host<uint16_t>(ctx(), dy, c.m * c.n), false);
-      if (c.threshold > 0) EXPECT_EQ(llm_int8_outlier_count(ctx(), scratch.data(), c.m, c.n, c.k), 3);
+      if (c.threshold > 0)
+        EXPECT_EQ(llm_int8_outlier_count(ctx(), scratch.data(), c.m, c.n, c.k), std::min<int64_t>(c.outlier_cols, c.k));
       const std::vector<double> want_d(want.begin(), want.end());
       // f32 out: the int8 part is exact, the epilogue within an ulp, the outlier product f32
       // sums in another order. f16 out: one more rounding of y.
