@@ -5,6 +5,7 @@
 // column's diag(X^T X) from the calibration file (the sensitivity-weighted variant).
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -26,12 +27,26 @@ struct ClusterCommandOptions {
   std::string input, output, calib, algorithm = "dkm", init = "auto", lut_dtype = "f16", max_shard = "5GB";
   int bits = 4;
   int64_t group_size = 0;
-  double tau = 1e-4, epsilon = 1e-4;
+  double tau = quant::kDefaultRelativeTau, epsilon = 1e-4;
   int iters = 8;
   uint64_t seed = 0;
   bool channel_scale = false, overwrite = false, json = false;
   std::vector<std::string> skip;
 };
+
+// An integer option's range check with a one-line message (CLI11's own prints the limits of
+// double in full for its number validators).
+CLI::Validator int_range(const std::string& option, long lo, long hi, const std::string& why) {
+  return CLI::Validator(
+      [=](std::string& v) {
+        char* end = nullptr;
+        const long x = std::strtol(v.c_str(), &end, 10);
+        if (end == v.c_str() || *end != '\0' || x < lo || x > hi)
+          return option + " " + v + " is outside " + std::to_string(lo) + ".." + std::to_string(hi) + why;
+        return std::string();
+      },
+      std::to_string(lo) + ".." + std::to_string(hi));
+}
 
 }  // namespace
 
@@ -42,23 +57,39 @@ void set_cluster_command(CLI::App& app) {
                  "DKM on the unique weight values (eDKM) or plain k-means; b-bit indices + lookup table");
   cmd->add_option("input", opts->input, "Checkpoint to read (folder, .safetensors, .gguf)")->required();
   cmd->add_option("-o,--output", opts->output, "Output folder (created; must not exist unless --overwrite)")->required();
-  // No range check here: the pass names the tensor and the valid range in its error.
-  cmd->add_option("--bits", opts->bits, "Index width, 1..8 (2^bits centroids)")->required();
+  cmd->add_option("--bits", opts->bits, "Index width, 1..8 (2^bits centroids)")
+      ->required()
+      ->check(int_range("--bits", 1, 8, " (a table has 2 to 256 entries)"));
   cmd->add_option("--group-size", opts->group_size,
                   "Output rows sharing one table; must divide every layer's rows (0: one table per tensor)")
       ->capture_default_str();
-  cmd->add_option("--tau", opts->tau, "DKM softmax temperature, in squared weight units")->capture_default_str();
+  cmd->add_option("--tau", opts->tau,
+                  "DKM softmax temperature relative to each table's weight variance (the same at any weight scale)")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            const double t = std::strtod(v.c_str(), nullptr);
+            return t >= 1e-6 && t <= 1e6 ? std::string() : "--tau " + v + " is outside 1e-6..1e6";
+          },
+          "1e-6..1e6"));
   CLI::Option* iters = cmd->add_option("--iters", opts->iters, "Most DKM rounds (k-means: 30 unless given)")
                            ->capture_default_str()
-                           ->check(CLI::PositiveNumber);
-  cmd->add_option("--epsilon", opts->epsilon, "Stop when no centroid moves by more than epsilon x max|w|")
-      ->capture_default_str();
+                           ->check(int_range("--iters", 1, 100000, ""));
+  cmd->add_option("--epsilon", opts->epsilon,
+                  "Stop when no centroid moves by more than epsilon x the table's standard deviation")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            const double e = std::strtod(v.c_str(), nullptr);
+            return e >= 0 && std::isfinite(e) ? std::string() : "--epsilon " + v + " must be a finite number >= 0";
+          },
+          ">= 0"));
   cmd->add_option("--calib", opts->calib,
                   "Calibration file (docs/CALIBRATION.md): weigh each weight by its input column's diag(X^T X)");
   cmd->add_option("--algorithm", opts->algorithm, "dkm (differentiable k-means) or kmeans (Lloyd, the baseline)")
       ->capture_default_str()
       ->check(CLI::IsMember({"dkm", "kmeans"}));
-  cmd->add_option("--init", opts->init, "auto (optimal 1-D up to 1024 unique values, else k-means++), kmeans++ or opt1d")
+  cmd->add_option("--init", opts->init, "auto or opt1d (the exact optimal 1-D k-means), or kmeans++")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "kmeans++", "opt1d"}));
   cmd->add_option("--lut-dtype", opts->lut_dtype, "Table entries: f16, f32 or int8 (one f32 scale per table)")
@@ -87,10 +118,7 @@ void set_cluster_command(CLI::App& app) {
     c.channel_scale = opts->channel_scale;
     c.lut_dtype = opts->lut_dtype == "f32" ? DType::F32 : opts->lut_dtype == "int8" ? DType::I8 : DType::F16;
     c.seed = opts->seed;
-    if (opts->bits < 1 || opts->bits > 8)
-      throw Error("--bits " + std::to_string(opts->bits) + " is outside 1..8 (a table has 2 to 256 entries)");
-    if (opts->group_size < 0) throw Error("--group-size must be >= 0 (0: one table per tensor)");
-    if (!(opts->tau >= 1e-30) || !std::isfinite(opts->tau)) throw Error("--tau must be a finite number >= 1e-30");
+    if (opts->group_size < 0) throw CLI::ValidationError("--group-size", "must be >= 0 (0: one table per tensor)");
     q.skip = opts->skip;
     q.max_shard_bytes = parse_byte_size(opts->max_shard);
     q.overwrite = opts->overwrite;
@@ -123,6 +151,8 @@ void set_cluster_command(CLI::App& app) {
       std::cout << quant::report_json(report).dump(2) << "\n";
       return;
     }
+    for (const auto& l : report.layers)
+      if (!l.note.empty()) std::fprintf(stderr, "modelpress: note: %s: %s\n", l.name.c_str(), l.note.c_str());
     uint64_t elements = 0;
     for (const auto& l : report.layers)
       if (l.format != "skipped") elements += static_cast<uint64_t>(shape_numel(l.shape));

@@ -36,6 +36,14 @@ void lut_linear(const LutWeight& w, const float* bias, const float* x, int64_t m
 // packed stream; M >= 8: cache-sized tiles of the weight are looked up once into a buffer
 // and reused by every row of x.
 void lut_linear_avx2(const LutWeight& w, const float* bias, const float* x, int64_t m, float* y);
+// Rows [n0, n1) of the weight as f32 (times the row scales) into out ((n1 - n0) x K,
+// row-major), with the AVX2 lookups (lut_fast_supported must hold). OpenMP threads.
+void lut_dequantize_rows_avx2(const LutWeight& w, int64_t n0, int64_t n1, float* out);
+// M >= kLutGemmRows: the weight is looked up a block of rows at a time (about 8 MiB of f32,
+// never all of it) and each block goes through the dense f32 GEMM (dense_f32.h), so a
+// palettized layer costs the dense GEMM plus one pass of lookups; below, the lookup GEMV.
+constexpr int64_t kLutGemmRows = 16;
+void lut_linear_dequant_gemm(const LutWeight& w, const float* bias, const float* x, int64_t m, float* y);
 // Whether the AVX-512 GEMV takes this call on this CPU: AVX-512 F/BW/VL/DQ, M < 8, 1..4 bits.
 bool lut_avx512_supported(const LutWeight& w, int64_t m);
 // The AVX-512 GEMV (lut_linear_avx512.cpp: the 16-entry table in one zmm, one vpermps per 16

@@ -167,9 +167,11 @@ MP_AVX2 void gemv_rows(const LutWeight& w, const float* bias, const float* x, in
 constexpr int64_t kTileN = 16, kTileK = 512;  // 32 KiB of f32 weights: L1/L2, reused by all of M
 constexpr int kMR = 4, kNR = 2;
 
-// tile (rows n0..n1, columns [k0, k0 + kb)) = w, times the row scale; k0 % 8 == 0.
+// tile (rows n0..n1, columns [k0, k0 + kb)) = w, times the row scale; k0 % 8 == 0; row r of
+// the tile at tile + (r - n0) * ld (32-byte aligned when tile and ld are).
 template <int B>
-MP_AVX2 void lookup_tile(const LutWeight& w, int64_t n0, int64_t n1, int64_t k0, int64_t kb, float* tile) {
+MP_AVX2 void lookup_tile(const LutWeight& w, int64_t n0, int64_t n1, int64_t k0, int64_t kb, float* tile,
+                         int64_t ld = kTileK) {
   const int64_t k = w.k, rb = lut_row_bytes(k, B), steps = k / 8, entries = int64_t{1} << B;
   for (int64_t n = n0; n < n1; ++n) {
     const uint8_t* row = w.indices + n * rb;
@@ -178,12 +180,12 @@ MP_AVX2 void lookup_tile(const LutWeight& w, int64_t n0, int64_t n1, int64_t k0,
     const float scale = w.row_scale ? w.row_scale[n] : 1.0f;
     const __m256 sv = _mm256_set1_ps(scale);
     const int64_t fast = unchecked_steps<B>(w, n, steps);
-    float* out = tile + (n - n0) * kTileK;
+    float* out = tile + (n - n0) * ld;
     int64_t c = k0;
     for (; c + 8 <= k0 + kb; c += 8) {
       const int64_t s = c / 8;
       const __m256i idx = s < fast ? step_indices<B>(row + s * B) : step_indices_safe<B>(row + s * B, (w.n - n) * rb - s * B);
-      _mm256_store_ps(out + (c - k0), _mm256_mul_ps(lookup<B>(t, idx), sv));  // (8)
+      _mm256_storeu_ps(out + (c - k0), _mm256_mul_ps(lookup<B>(t, idx), sv));  // (8)
     }
     for (; c < k0 + kb; ++c) out[c - k0] = table[lut_index(w, n, c)] * scale;
   }
@@ -267,7 +269,27 @@ void run(const LutWeight& w, const float* bias, const float* x, int64_t m, float
     gemm_block<B>(w, bias, x, m, b * kRows, std::min(n, b * kRows + kRows), y);
 }
 
+template <int B>
+void dequantize_rows(const LutWeight& w, int64_t n0, int64_t n1, float* out) {
+#pragma omp parallel for schedule(static) if ((n1 - n0) * w.k >= (int64_t{1} << 18))
+  for (int64_t r = n0; r < n1; r += 16) lookup_tile<B>(w, r, std::min(n1, r + 16), 0, w.k, out + (r - n0) * w.k, w.k);
+}
+
 }  // namespace
+
+void lut_dequantize_rows_avx2(const LutWeight& w, int64_t n0, int64_t n1, float* out) {
+  switch (w.bits) {
+    case 1: return dequantize_rows<1>(w, n0, n1, out);
+    case 2: return dequantize_rows<2>(w, n0, n1, out);
+    case 3: return dequantize_rows<3>(w, n0, n1, out);
+    case 4: return dequantize_rows<4>(w, n0, n1, out);
+    case 5: return dequantize_rows<5>(w, n0, n1, out);
+    case 6: return dequantize_rows<6>(w, n0, n1, out);
+    case 7: return dequantize_rows<7>(w, n0, n1, out);
+    case 8: return dequantize_rows<8>(w, n0, n1, out);
+    default: break;
+  }
+}
 
 void lut_linear_avx2(const LutWeight& w, const float* bias, const float* x, int64_t m, float* y) {
   if (m <= 0 || w.n <= 0) return;

@@ -176,9 +176,19 @@ void dkm_sums_baseline(const float* v, const float* m, int64_t u, const float* c
   dkm_sums_impl<0>(v, m, u, c, k, inv_tau, num, den);
 }
 
-double value_scale(const WeightedValues& v) {
-  return v.size() ? std::max(std::abs(static_cast<double>(v.value.front())), std::abs(static_cast<double>(v.value.back())))
-                  : 0.0;
+// Weighted mean and standard deviation of a table's values: the scale DKM's temperature and
+// both stopping rules are relative to, so a layer scaled by any factor clusters the same way.
+struct Spread {
+  double mean = 0, sd = 0;
+};
+Spread spread(const WeightedValues& v) {
+  double w = 0, s = 0;
+  for (size_t i = 0; i < v.size(); ++i) w += v.weight[i], s += v.weight[i] * v.value[i];
+  if (!(w > 0)) return {};
+  const double mean = s / w;
+  double q = 0;
+  for (size_t i = 0; i < v.size(); ++i) q += v.weight[i] * (v.value[i] - mean) * (v.value[i] - mean);
+  return {mean, std::sqrt(q / w)};
 }
 
 }  // namespace
@@ -190,8 +200,16 @@ int dkm_iterate(const WeightedValues& values, std::vector<float>& c, const DkmPa
   if (k > kMaxK) throw Error("dkm: at most 256 centroids (8 bits), got " + std::to_string(k));
   // 1 / tau is taken in float: below ~1e-30 it would overflow to inf and 0 * inf = NaN.
   if (!(p.tau >= 1e-30) || !std::isfinite(p.tau)) throw Error("dkm: tau must be a finite number >= 1e-30");
-  std::vector<float> m(values.weight.begin(), values.weight.end());
-  const double tol = p.epsilon * value_scale(values);
+  // Scale-free: the rounds run on standardized values z = (v - mean) / sd, so tau is in units
+  // of the table's variance and epsilon of its standard deviation (an absolute temperature
+  // collapses small-scale layers: at std 0.002, coremltools' 1e-4 made every centroid one value).
+  const Spread sp = spread(values);
+  if (!(sp.sd > 0)) return 0;  // one value (or no weight): nothing to move
+  std::vector<float> z(static_cast<size_t>(u)), m(values.weight.begin(), values.weight.end());
+  for (int64_t i = 0; i < u; ++i)
+    z[static_cast<size_t>(i)] = static_cast<float>((values.value[static_cast<size_t>(i)] - sp.mean) / sp.sd);
+  for (float& cj : c) cj = static_cast<float>((cj - sp.mean) / sp.sd);
+  const double tol = p.epsilon;
   const auto inv_tau = static_cast<float>(1.0 / p.tau);
   const bool avx2 = kernels::cpu_features().avx2_fma;
   // Threads only where a round is worth a thread start (~8k values x 16 centroids and up),
@@ -215,7 +233,7 @@ int dkm_iterate(const WeightedValues& values, std::vector<float>& c, const DkmPa
         const int64_t b = std::min(u, t * chunk), e = std::min(u, b + chunk);
         if (b < e)
           pool.emplace_back([&, t, b, e] {
-            sums(values.value.data() + b, m.data() + b, e - b, c.data(), k, inv_tau, part_num[static_cast<size_t>(t)].data(),
+            sums(z.data() + b, m.data() + b, e - b, c.data(), k, inv_tau, part_num[static_cast<size_t>(t)].data(),
                  part_den[static_cast<size_t>(t)].data());
           });
       }
@@ -226,7 +244,7 @@ int dkm_iterate(const WeightedValues& values, std::vector<float>& c, const DkmPa
           den[static_cast<size_t>(j)] += part_den[static_cast<size_t>(t)][static_cast<size_t>(j)];
         }
     } else {
-      sums(values.value.data(), m.data(), u, c.data(), k, inv_tau, num.data(), den.data());
+      sums(z.data(), m.data(), u, c.data(), k, inv_tau, num.data(), den.data());
     }
     double moved = 0;
     for (int j = 0; j < k; ++j) {
@@ -238,14 +256,21 @@ int dkm_iterate(const WeightedValues& values, std::vector<float>& c, const DkmPa
     std::sort(c.begin(), c.end());
     if (moved <= tol) break;
   }
+  for (float& cj : c) cj = static_cast<float>(cj * sp.sd + sp.mean);
+  std::sort(c.begin(), c.end());
   return it;
 }
 
 int dkm_iterate_dense_reference(const float* w, int64_t count, std::vector<float>& c, const DkmParams& p) {
   const size_t k = c.size();
-  double scale = 0;
-  for (int64_t i = 0; i < count; ++i) scale = std::max(scale, std::abs(static_cast<double>(w[i])));
-  const double tol = p.epsilon * scale;
+  // Relative to the weights' variance, as dkm_iterate (which standardizes instead).
+  double mean = 0, var = 0;
+  for (int64_t i = 0; i < count; ++i) mean += w[i];
+  mean /= static_cast<double>(std::max<int64_t>(count, 1));
+  for (int64_t i = 0; i < count; ++i) var += (w[i] - mean) * (w[i] - mean);
+  var /= static_cast<double>(std::max<int64_t>(count, 1));
+  if (!(var > 0)) return 0;
+  const double tol = p.epsilon * std::sqrt(var), tau = p.tau * var;
   std::vector<double> a(k), num(k), den(k);
   int it = 0;
   while (it < p.max_iters) {
@@ -260,7 +285,7 @@ int dkm_iterate_dense_reference(const float* w, int64_t count, std::vector<float
         dmin = std::min(dmin, d);
       }
       double s = 0;
-      for (size_t j = 0; j < k; ++j) s += (a[j] = std::exp(-(a[j] - dmin) / p.tau));
+      for (size_t j = 0; j < k; ++j) s += (a[j] = std::exp(-(a[j] - dmin) / tau));
       for (size_t j = 0; j < k; ++j) {
         num[j] += a[j] / s * w[i];
         den[j] += a[j] / s;
@@ -410,14 +435,32 @@ WeightedValues unique_values_16bit(const float* x, int64_t rows, int64_t k, bool
   return out;
 }
 
-std::vector<float> cluster_values(const WeightedValues& values, const ClusterOptions& o) {
+std::vector<float> cluster_values(const WeightedValues& values, const ClusterOptions& o, bool* collapsed) {
   const int k = 1 << o.bits;
-  std::vector<float> c;
-  const bool opt1d = o.init == ClusterInit::Optimal1D || (o.init == ClusterInit::Auto && values.size() <= 1024);
-  c = opt1d ? kmeans_optimal_1d(values, k) : kmeans_plus_plus(values, k, o.seed);
+  if (collapsed) *collapsed = false;
+  // The exact 1-D optimum is the default start at every table size: on the default model it
+  // is what DKM and Lloyd cannot improve, for about 0.1-0.35 s more on the whole checkpoint.
+  const bool opt1d = o.init != ClusterInit::KMeansPlusPlus;
+  std::vector<float> c = opt1d ? kmeans_optimal_1d(values, k, o.dkm.threads) : kmeans_plus_plus(values, k, o.seed);
   if (values.size() <= static_cast<size_t>(k)) return c;  // exact already
-  if (o.algorithm == ClusterAlgorithm::Dkm) dkm_iterate(values, c, o.dkm);
-  else kmeans_lloyd(values, c, o.kmeans_iters, o.dkm.epsilon * value_scale(values));
+  const double tol = o.dkm.epsilon * spread(values).sd;  // relative to the table's own spread
+  if (o.algorithm == ClusterAlgorithm::KMeans) {
+    kmeans_lloyd(values, c, o.kmeans_iters, tol);
+    return c;
+  }
+  const std::vector<float> start = c;
+  dkm_iterate(values, c, o.dkm);
+  // Collapse guard: a temperature too high for the data pulls centroids together toward the
+  // mean, until some are no value's nearest. With at least k distinct values every centroid
+  // of the optimal start is some value's nearest, so fewer in use is a degenerate table: keep
+  // the start, refined by Lloyd (which never merges), and tell the caller.
+  std::vector<uint8_t> used(c.size(), 0);
+  for (float v : values.value) used[static_cast<size_t>(nearest_centroid(c, v))] = 1;
+  if (std::count(used.begin(), used.end(), 1) < static_cast<std::ptrdiff_t>(c.size())) {
+    c = opt1d ? start : kmeans_optimal_1d(values, k, o.dkm.threads);
+    kmeans_lloyd(values, c, o.kmeans_iters, tol);
+    if (collapsed) *collapsed = true;
+  }
   return c;
 }
 

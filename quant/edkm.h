@@ -5,6 +5,8 @@
 //
 // DKM, as the issue and the paper state it, over values w_i and centroids c_j:
 //   d_ij = (w_i - c_j)^2,  a_ij = softmax_j(-d_ij / tau),  c_j <- sum_i a_ij w_i / sum_i a_ij
+// with tau taken relative to the table's variance (DkmParams), so the result does not depend
+// on the weights' scale,
 // repeated until no centroid moves by more than epsilon (relative: see DkmParams) or
 // max_iters rounds; then every weight takes its nearest centroid (hard assignment).
 // Uniquification: a_ij depends only on the value w_i, so with U distinct values u and
@@ -31,17 +33,22 @@ namespace modelpress::quant {
 
 enum class ClusterAlgorithm { Dkm, KMeans };
 enum class ClusterInit {
-  Auto,            // optimal 1-D when there are at most 1024 unique values, else k-means++
-                   // (coremltools' kmeans_opt1d_threshold)
+  Auto,            // the exact 1-D optimum (coremltools uses it up to 1024 unique values only;
+                   // here at every size: docs/CLUSTERING.md measures the cost)
   KMeansPlusPlus,  // weighted k-means++ on the unique values
   Optimal1D,       // the exact 1-D k-means optimum (dynamic programming)
 };
 
+// The default relative temperature, chosen on all-MiniLM-L6-v2 (docs/CLUSTERING.md).
+constexpr double kDefaultRelativeTau = 1e-3;
+
 struct DkmParams {
-  double tau = 1e-4;      // softmax temperature, in squared weight units (coremltools palett_tau)
+  // Softmax temperature relative to the table's weighted variance: a_ij ~ exp(-(w_i - c_j)^2 /
+  // (tau var(w))), the same at any weight scale. (coremltools' palett_tau is absolute, 1e-4 in
+  // squared weight units: relative 0.04 at std 0.05, 25 at std 0.002, where it collapses.)
+  double tau = kDefaultRelativeTau;
   int max_iters = 8;      // rounds at most
-  // Stop when no centroid moves by more than epsilon x max|value| (relative, so the test
-  // does not depend on the weight's scale; coremltools' palett_epsilon default).
+  // Stop when no centroid moves by more than epsilon x the table's standard deviation.
   double epsilon = 1e-4;
   int threads = 1;        // threads for one table's rounds (the pass sets it for a lone table)
 };
@@ -98,7 +105,10 @@ void f16_sort_keys(const float* x, int64_t count, uint16_t* keys);
 void bf16_sort_keys(const float* x, int64_t count, uint16_t* keys);
 WeightedValues unique_from_keys(const uint16_t* keys, int64_t rows, int64_t k, bool bf16, const float* importance);
 
-// Centroids for one table: initialization, then DKM or Lloyd.
-std::vector<float> cluster_values(const WeightedValues& values, const ClusterOptions& options);
+// Centroids for one table: initialization, then DKM or Lloyd. If DKM left a centroid that is
+// no value's nearest (merged into others: a temperature too high for the data), the start
+// refined by Lloyd is returned instead and *collapsed (optional) is set.
+std::vector<float> cluster_values(const WeightedValues& values, const ClusterOptions& options,
+                                  bool* collapsed = nullptr);
 
 }  // namespace modelpress::quant

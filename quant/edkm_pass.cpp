@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -220,6 +221,7 @@ PackedLayer cluster_weight(const std::string& name, const Tensor& weight, const 
   if (const auto it = std::find(bad.begin(), bad.end(), 1); it != bad.end()) fail_nonfinite(tensor, weight, it - bad.begin());
 
   std::vector<float> mids(static_cast<size_t>(tables * (entries - 1)));
+  std::atomic<int64_t> collapsed_tables{0};
   for_each_row(tables, 1, [&](int64_t t, float*) {
     const int64_t r0 = t * rows_per_table;
     const float table_amax = *std::max_element(row_amax.begin() + r0, row_amax.begin() + r0 + rows_per_table);
@@ -231,7 +233,9 @@ PackedLayer cluster_weight(const std::string& name, const Tensor& weight, const 
                                         : unique_from_keys(keys.get() + r0 * k, rows_per_table, k, bf16_keys, h);
     ClusterOptions ot = o;
     ot.dkm.threads = tables == 1 ? row_threads() : 1;  // one table: its rounds use the cores
-    std::vector<float> c = cluster_values(values, ot);
+    bool collapsed = false;
+    std::vector<float> c = cluster_values(values, ot, &collapsed);
+    if (collapsed) collapsed_tables.fetch_add(1, std::memory_order_relaxed);
     round_table(tensor, c, o.lut_dtype, layer.lut_q.empty() ? nullptr : layer.lut_q.data() + t * entries,
                 layer.lut_q_scale.empty() ? nullptr : layer.lut_q_scale.data() + t);
     std::copy(c.begin(), c.end(), layer.lut.begin() + t * entries);
@@ -248,6 +252,10 @@ PackedLayer cluster_weight(const std::string& name, const Tensor& weight, const 
                                                               idx.data());
     pack_row(idx.data(), k, o.bits, layer.lut_indices.data() + r * rb);
   });
+  if (const int64_t bad = collapsed_tables.load(); bad > 0)
+    layer.note = "DKM merged centroids in " + std::to_string(bad) + " of " + std::to_string(tables) +
+                 " table(s) (--tau " + std::to_string(o.dkm.tau) +
+                 " is too high for them); their optimal 1-D start refined by k-means was used instead";
   layer.bias = read_bias(name + ".bias", bias, n);
   return layer;
 }

@@ -6,6 +6,8 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <thread>
+#include <vector>
 
 namespace modelpress::quant {
 
@@ -103,7 +105,7 @@ struct Prefix {
 
 }  // namespace
 
-std::vector<float> kmeans_optimal_1d(const WeightedValues& v, int k) {
+std::vector<float> kmeans_optimal_1d(const WeightedValues& v, int k, int threads) {
   const size_t u = v.size();
   if (u <= static_cast<size_t>(k)) return exact_centroids(v, k);
   const Prefix pre(v);
@@ -116,6 +118,9 @@ std::vector<float> kmeans_optimal_1d(const WeightedValues& v, int k) {
   std::vector<double> prev(u), cur(u);
   std::vector<std::vector<uint32_t>> split(static_cast<size_t>(k), std::vector<uint32_t>(u, 0));
   for (size_t i = 0; i < u; ++i) prev[i] = pre.cost(0, i);
+  // Threads only for tables large enough to pay a thread start per round (the default start of
+  // every per-tensor table: ~10-30k unique values).
+  const int workers = u >= 4096 ? std::max(1, threads) : 1;
   for (int j = 1; j < k; ++j) {
     // cur[i] = min over a in [j, i] of prev[a - 1] + cost(a, i); the best a is monotone in
     // i (the cost is a Monge array), so a divide-and-conquer search finds all of them.
@@ -125,11 +130,10 @@ std::vector<float> kmeans_optimal_1d(const WeightedValues& v, int k) {
     struct Range {
       int64_t lo, hi, alo, ahi;
     };
-    std::vector<Range> stack{{j, static_cast<int64_t>(u) - 1, j, static_cast<int64_t>(u) - 1}};
-    while (!stack.empty()) {
-      const Range r = stack.back();
-      stack.pop_back();
-      if (r.lo > r.hi) continue;
+    // Solves one range's midpoint; pushes the two halves, which are independent of each
+    // other (disjoint outputs, both reading only prev).
+    auto step = [&](const Range& r, std::vector<Range>& out) {
+      if (r.lo > r.hi) return;
       const int64_t mid = (r.lo + r.hi) / 2;
       double best = inf;
       int64_t best_a = std::max<int64_t>(r.alo, j);
@@ -139,8 +143,35 @@ std::vector<float> kmeans_optimal_1d(const WeightedValues& v, int k) {
       }
       cur[static_cast<size_t>(mid)] = best;
       sp[static_cast<size_t>(mid)] = static_cast<uint32_t>(best_a);
-      stack.push_back({r.lo, mid - 1, r.alo, best_a});
-      stack.push_back({mid + 1, r.hi, best_a, r.ahi});
+      out.push_back({r.lo, mid - 1, r.alo, best_a});
+      out.push_back({mid + 1, r.hi, best_a, r.ahi});
+    };
+    auto drain = [&](std::vector<Range> stack) {
+      while (!stack.empty()) {
+        const Range r = stack.back();
+        stack.pop_back();
+        step(r, stack);
+      }
+    };
+    std::vector<Range> ranges{{j, static_cast<int64_t>(u) - 1, j, static_cast<int64_t>(u) - 1}};
+    if (workers > 1) {
+      // Split the top of the recursion into a few ranges per worker (their sizes differ), then
+      // run them at once.
+      while (static_cast<int>(ranges.size()) < 4 * workers) {
+        std::vector<Range> next;
+        for (const Range& r : ranges) step(r, next);
+        if (next.empty()) break;
+        ranges = std::move(next);
+      }
+      std::vector<std::thread> pool;
+      for (int t = 1; t < workers; ++t)
+        pool.emplace_back([&, t] {
+          for (size_t i = static_cast<size_t>(t); i < ranges.size(); i += static_cast<size_t>(workers)) drain({ranges[i]});
+        });
+      for (size_t i = 0; i < ranges.size(); i += static_cast<size_t>(workers)) drain({ranges[i]});
+      for (auto& th : pool) th.join();
+    } else {
+      drain(std::move(ranges));
     }
     for (int64_t i = 0; i < j; ++i) cur[static_cast<size_t>(i)] = inf;
     std::swap(prev, cur);

@@ -55,6 +55,8 @@ struct PackedLayer {
   // The passes round every scale up to this dtype before computing codes, so scale8 /
   // scales4 hold exactly the stored values. LLM.int8 ignores it (SCB is always f32).
   DType scale_dtype = DType::F32;
+  // What the pass wants its user to know about this layer (e.g. a clustering fallback), or "".
+  std::string note;
 
   kernels::PackedLinear view() const;
   // Bytes the packed weight takes in a checkpoint (weights, scales, zero points; no bias).

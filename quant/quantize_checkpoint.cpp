@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <memory>
@@ -179,6 +180,27 @@ class BackgroundWriter {
 
 }  // namespace
 
+namespace {
+
+// False only when config.json lists architectures, none is a class with an output head
+// (transformers names those ...ForCausalLM, ...LMHeadModel, ...ForConditionalGeneration), and
+// it does not declare tied word embeddings: then there is no lm_head module to list as
+// ignored (all-MiniLM-L6-v2's BertModel, say). Without architectures (GGUF input), true.
+bool may_have_output_head(const nlohmann::json& config) {
+  if (!config.is_object() || !config.contains("architectures") || !config["architectures"].is_array()) return true;
+  if (config.value("tie_word_embeddings", false)) return true;
+  for (const auto& a : config["architectures"]) {
+    if (!a.is_string()) continue;
+    const std::string name = a.get<std::string>();
+    for (const char* suffix : {"ForCausalLM", "LMHeadModel", "ForConditionalGeneration"})
+      if (name.size() >= std::strlen(suffix) && name.compare(name.size() - std::strlen(suffix), std::string::npos, suffix) == 0)
+        return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 QuantizeReport quantize_checkpoint(const Checkpoint& in, const std::string& out_dir, const QuantizeOptions& options,
                                    const QuantizeProgress& progress) {
   const std::string source = in.folder().empty() ? std::string("input") : in.folder();
@@ -243,6 +265,7 @@ QuantizeReport quantize_checkpoint(const Checkpoint& in, const std::string& out_
       continue;
     }
     PackedLayer packed = run_pass(options, prefix, weight);
+    lr.note = packed.note;
     if (!example) example = parameters_of(packed);
     weight = Tensor();  // the input's pages go back now, not when the next layer starts
     for (auto& [name, tensor] : encode_layer(std::move(packed))) {
@@ -262,8 +285,10 @@ QuantizeReport quantize_checkpoint(const Checkpoint& in, const std::string& out_
   background.reset();
 
   // A tied output head has no tensor of its own but is still a Linear module that loaders
-  // would convert: name it whenever the head is meant to stay unquantized.
-  if (options.skip_lm_head && std::find(skipped_modules.begin(), skipped_modules.end(), "lm_head") == skipped_modules.end()) {
+  // would convert: name it whenever the head is meant to stay unquantized, unless the config
+  // says the model has no such head (an encoder such as BertModel).
+  if (options.skip_lm_head && may_have_output_head(in.config()) &&
+      std::find(skipped_modules.begin(), skipped_modules.end(), "lm_head") == skipped_modules.end()) {
     const bool head_quantized = std::any_of(report.layers.begin(), report.layers.end(), [](const LayerReport& l) {
       return l.name == "lm_head" && l.format != "skipped";
     });
@@ -290,6 +315,7 @@ nlohmann::ordered_json report_json(const QuantizeReport& report) {
     e["dtype"] = dtype_name(l.dtype);
     e["format"] = l.format;
     if (!l.reason.empty()) e["reason"] = l.reason;
+    if (!l.note.empty()) e["note"] = l.note;
     e["bytes_before"] = l.bytes_before;
     e["bytes_after"] = l.bytes_after;
     e["bits_per_weight"] = l.bits_per_weight;

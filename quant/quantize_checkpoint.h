@@ -49,6 +49,7 @@ struct LayerReport {
   DType dtype;             // of the input weight
   std::string format;      // "llm-int8", "w8a8", "w4a16", or "skipped"
   std::string reason;      // why a layer was skipped ("lm_head", "router", "--skip REGEX")
+  std::string note;        // what the pass reported about the layer (PackedLayer::note), or ""
   uint64_t bytes_before = 0;  // input weight tensor
   uint64_t bytes_after = 0;   // tensors written for it (weight, scales, ...; no bias)
   double bits_per_weight = 0; // 8 * bytes_after / elements

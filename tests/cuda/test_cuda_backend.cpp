@@ -33,7 +33,9 @@ struct Layers {
   std::vector<uint8_t> packed, zeros;
   std::vector<int32_t> fp16_cols;
   std::vector<uint16_t> fp16_w;
-  PackedLinear dense, w8a8, llm, w4, w4_asym;
+  std::vector<uint8_t> lut_idx;
+  std::vector<float> lut, row_scale;
+  PackedLinear dense, w8a8, llm, w4, w4_asym, lut3;
 };
 
 Layers make_layers(Rng& rng, int64_t n, int64_t k, int64_t group) {
@@ -76,6 +78,13 @@ Layers make_layers(Rng& rng, int64_t n, int64_t k, int64_t group) {
   l.w4.w4 = {l.packed.data(), l.w4_scales.data(), nullptr, n, k, group};
   l.w4_asym = l.w4;
   l.w4_asym.w4.zeros = l.zeros.data();
+  // 3-bit palettized: one table per tensor, row scales.
+  l.lut_idx.resize(static_cast<size_t>(n * lut_row_bytes(k, 3)));
+  for (auto& b : l.lut_idx) b = static_cast<uint8_t>(rng.integer(0, 255));
+  l.lut = rng.normals(8, 0.05f);
+  l.row_scale = rng.normals(n, 1.0f);
+  l.lut3 = base(LinearFormat::Lut);
+  l.lut3.lut = {l.lut_idx.data(), l.lut.data(), l.row_scale.data(), n, k, n, 3};
   return l;
 }
 
@@ -90,7 +99,8 @@ TEST(CudaBackend, RunLinearMatchesCpuForEveryFormat) {
   if (!cuda_usable()) GTEST_SKIP() << "no usable CUDA backend here";
   struct Case {
     int64_t m, n, k, group;
-  } cases[] = {{1, 37, 96, 32}, {5, 130, 250, 10}, {24, 33, 512, 128}, {3, 7, 2, 2}};
+  } cases[] = {{1, 37, 96, 32}, {5, 130, 250, 10}, {24, 33, 512, 128}, {3, 7, 2, 2},
+               {9, 50, 256, 64}};  // the last: W4A16's tensor-core path (K, group multiples of 64)
   for (const auto& c : cases) {
     Rng rng;
     SCOPED_TRACE(str(rng.trace(), " M=", c.m, " N=", c.n, " K=", c.k, " group ", c.group));
@@ -102,7 +112,8 @@ TEST(CudaBackend, RunLinearMatchesCpuForEveryFormat) {
     struct Format {
       const PackedLinear* layer;
       double rel;  // of the largest |y| on the CPU
-    } formats[] = {{&l.dense, 2e-3}, {&l.w8a8, 1e-5}, {&l.llm, 2e-3}, {&l.w4, 2e-3}, {&l.w4_asym, 2e-3}};
+    } formats[] = {{&l.dense, 2e-3}, {&l.w8a8, 1e-5}, {&l.llm, 2e-3},
+                   {&l.w4, 2e-3},    {&l.w4_asym, 2e-3}, {&l.lut3, 1e-5}};
     for (const auto& f : formats) {
       SCOPED_TRACE(format_name(f.layer->format));
       std::string why;
@@ -139,7 +150,7 @@ TEST(CudaBackend, WithoutAGpuLinearSaysWhyAndRunThrows) {
   if (cuda_usable()) GTEST_SKIP() << "a GPU is usable here";
   Rng rng;
   Layers l = make_layers(rng, 8, 64, 32);
-  for (const PackedLinear* p : {&l.dense, &l.w8a8, &l.llm, &l.w4}) {
+  for (const PackedLinear* p : {&l.dense, &l.w8a8, &l.llm, &l.w4, &l.lut3}) {
     std::string why;
     EXPECT_FALSE(linear_supported(*p, Backend::Cuda, &why));
     EXPECT_NE(why.find("CUDA"), std::string::npos) << why;

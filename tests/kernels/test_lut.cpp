@@ -91,6 +91,35 @@ TEST(Lut, FastPathMatchesReferenceOnOddShapes) {
         }
 }
 
+// M >= 16 (kLutGemmRows): looked-up row blocks through the dense f32 GEMM, for every width,
+// odd shapes, and a weight large enough to take several 8 MiB blocks (y written in pieces).
+TEST(Lut, DequantGemmMatchesReference) {
+  if (!cpu_features().avx2_fma) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  Rng rng;
+  SCOPED_TRACE(rng.trace());
+  struct Shape {
+    int64_t n, k, group, m;
+  };
+  for (int bits = 1; bits <= 8; ++bits)
+    for (const Shape s : {Shape{13, 37, 13, 16}, Shape{40, 130, 20, 33}, Shape{7, 1001, 1, 17}})
+      for (bool scaled : {false, true}) {
+        SCOPED_TRACE("bits " + std::to_string(bits) + " n " + std::to_string(s.n) + " k " + std::to_string(s.k) +
+                     " m " + std::to_string(s.m) + (scaled ? " scaled" : ""));
+        const LutCase c = make_lut(rng, s.n, s.k, bits, s.group, scaled);
+        const std::vector<float> x = rng.normals(s.m * s.k);
+        const std::vector<float> bias = scaled ? rng.normals(s.n) : std::vector<float>{};
+        std::vector<float> y(static_cast<size_t>(s.m * s.n), NAN);
+        lut_linear(c.w, bias.empty() ? nullptr : bias.data(), x.data(), s.m, y.data());
+        expect_matches_ref(c.w, x, s.m, y, bias);
+      }
+  // 600 x 4000 f32 is 9.6 MB: two row blocks.
+  const LutCase c = make_lut(rng, 600, 4000, 3, 600, true);
+  const std::vector<float> x = rng.normals(16 * 4000), bias = rng.normals(600);
+  std::vector<float> y(16 * 600, NAN);
+  lut_linear(c.w, bias.data(), x.data(), 16, y.data());
+  expect_matches_ref(c.w, x, 16, y, bias);
+}
+
 // The AVX-512 GEMV (1..4 bits, M < 8; other widths and M forward to the AVX2 path, also
 // checked here): K on both sides of its 128-weight blocks and not a multiple of 8, rows
 // whose last block is partial (the masked load at the end of the index buffer).

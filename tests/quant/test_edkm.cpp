@@ -46,7 +46,7 @@ TEST(Edkm, UniquifiedRoundsEqualTheRoundsOverEveryWeight) {
   for (int bits : {2, 3, 4}) {
     std::vector<float> a = kmeans_plus_plus(u, 1 << bits, 5), b = a;
     DkmParams p;
-    p.tau = 0.01;       // soft: every centroid attends to many values
+    p.tau = 0.04;       // soft (relative to the variance): every centroid attends to many values
     p.epsilon = 0;      // the same number of rounds both ways
     p.max_iters = 6;
     EXPECT_EQ(dkm_iterate(u, a, p), 6);
@@ -373,9 +373,22 @@ TEST(ClusterCli, BadInputIsOneLineAndLeavesNoOutput) {
   testing::TempDir dir;
   const std::string m = dir / "m";
   testing::write_tiny_checkpoint(m);
-  for (const std::string args : {"--bits 9", "--bits 0", "--bits 3 --group-size 7"}) {
+  // Usage errors: exit 2, one line with readable limits (no 300-digit doubles).
+  for (const std::string args : {"--bits 9", "--bits 0", "--bits 3 --iters 0", "--bits 3 --epsilon -1",
+                                 "--bits 3 --tau 0", "--bits 3 --group-size -1"}) {
     const auto r = run(dir, "cluster '" + m + "' -o '" + (dir / "o") + "' " + args);
-    EXPECT_EQ(r.status, 1) << args << ": " << r.err;
+    EXPECT_EQ(r.status, 2) << args << ": " << r.err;
+    // One line, then CLI11's "Run with --help for more information."
+    EXPECT_EQ(testing::lines(r.err), 2u) << r.err;
+    EXPECT_LT(r.err.size(), 200u) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir / "o"));
+  }
+  EXPECT_NE(run(dir, "cluster '" + m + "' -o '" + (dir / "o") + "' --bits 9").err.find("1..8"), std::string::npos);
+  EXPECT_NE(run(dir, "cluster '" + m + "' -o '" + (dir / "o") + "' --bits 3 --iters 0").err.find("1..100000"),
+            std::string::npos);
+  {
+    const auto r = run(dir, "cluster '" + m + "' -o '" + (dir / "o") + "' --bits 3 --group-size 7");
+    EXPECT_EQ(r.status, 1) << r.err;  // the layer's problem, not the command line's
     EXPECT_EQ(testing::lines(r.err), 1u) << r.err;
     EXPECT_FALSE(std::filesystem::exists(dir / "o"));
   }
@@ -426,10 +439,9 @@ TEST(Edkm, TinyF32WeightsClusterAsWellAsScaledOnes) {
   auto rel_mse = [&](float sc) {
     std::vector<float> w = w0;
     for (float& x : w) x *= sc;
-    ClusterOptions o;
+    ClusterOptions o;  // the default temperature is relative to the weights' variance
     o.bits = 4;
     o.lut_dtype = DType::F32;
-    o.dkm.tau = 1e-4 * static_cast<double>(sc) * static_cast<double>(sc);
     const std::vector<float> d = dequantize_layer(cluster_weight("m", f32_tensor(w, {64, 64}), nullptr, o));
     double e = 0, t = 0;
     for (size_t i = 0; i < w.size(); ++i) e += std::pow(static_cast<double>(d[i]) - w[i], 2), t += std::pow(static_cast<double>(w[i]), 2);
@@ -438,6 +450,104 @@ TEST(Edkm, TinyF32WeightsClusterAsWellAsScaledOnes) {
   const double ref = rel_mse(1.0f);
   EXPECT_LT(ref, 0.02);
   for (float sc : {1e-6f, 1e-8f}) EXPECT_LT(rel_mse(sc), 1.5 * ref) << "scale " << sc;
+}
+
+// Heavy-tailed weights like a real layer's: mostly normal, 1% of them 6x wider.
+std::vector<float> layer_like(size_t count, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  std::vector<float> w(count);
+  for (float& x : w) x = nd(gen) * (u(gen) < 0.01f ? 6.0f : 1.0f);
+  return w;
+}
+
+double relative_error(const std::vector<float>& w, const std::vector<float>& d) {
+  double e = 0, t = 0;
+  for (size_t i = 0; i < w.size(); ++i)
+    e += std::pow(static_cast<double>(d[i]) - w[i], 2), t += std::pow(static_cast<double>(w[i]), 2);
+  return std::sqrt(e / t);
+}
+
+TEST(Edkm, DefaultClusteringIsScaleFree) {
+  // The same layer scaled by 10^-3 .. 10^3 (weight std 0.001 .. 1000): with the temperature
+  // relative to each table's variance the relative error is the same at every scale, and no
+  // table loses centroids (an absolute temperature made a std-0.002 layer one value).
+  const std::vector<float> w0 = layer_like(96 * 160, 17);
+  for (int bits : {3, 4}) {
+    double ref = -1;
+    for (double sc : {1.0, 1e-3, 1e-2, 1e-1, 10.0, 100.0, 1000.0}) {
+      std::vector<float> w = w0;
+      for (float& x : w) x = static_cast<float>(x * sc);
+      ClusterOptions o;
+      o.bits = bits;
+      o.lut_dtype = DType::F32;
+      const PackedLayer l = cluster_weight("m", f32_tensor(w, {96, 160}), nullptr, o);
+      EXPECT_TRUE(l.note.empty()) << l.note;
+      std::vector<float> table = l.lut;
+      std::sort(table.begin(), table.end());
+      EXPECT_EQ(std::unique(table.begin(), table.end()) - table.begin(), 1 << bits) << "scale " << sc;
+      const double e = relative_error(w, dequantize_layer(l));
+      if (ref < 0) ref = e;
+      EXPECT_NEAR(e, ref, 0.01 * ref) << "bits " << bits << " scale " << sc;
+    }
+  }
+}
+
+TEST(Edkm, DefaultLandsAtTheOneDimensionalOptimum) {
+  // More than 1024 distinct values (where the start used to be k-means++): the default is
+  // within 0.1% of the exact 1-D k-means cost.
+  const std::vector<float> w = layer_like(64 * 300, 5);
+  const WeightedValues v = unique_values(w.data(), static_cast<int64_t>(w.size()));
+  ASSERT_GT(v.size(), 1024u);
+  for (int bits : {2, 3, 4}) {
+    ClusterOptions o;
+    o.bits = bits;
+    const double got = clustering_cost(v, cluster_values(v, o));
+    const double best = clustering_cost(v, kmeans_optimal_1d(v, 1 << bits));
+    EXPECT_LE(got, best * 1.001) << "bits " << bits;
+  }
+}
+
+TEST(Edkm, CollapseGuardKeepsEveryCentroid) {
+  // A temperature far too high pulls every centroid to the mean; the guard returns the
+  // optimal start refined by Lloyd instead, says so, and the pass notes it on the layer.
+  const std::vector<float> w = layer_like(48 * 64, 9);
+  const WeightedValues v = unique_values(w.data(), static_cast<int64_t>(w.size()));
+  ClusterOptions o;
+  o.bits = 3;
+  o.dkm.tau = 1e3;
+  o.dkm.max_iters = 50;
+  bool collapsed = false;
+  std::vector<float> c = cluster_values(v, o, &collapsed);
+  EXPECT_TRUE(collapsed);
+  EXPECT_EQ(std::unique(c.begin(), c.end()) - c.begin(), 8);
+  EXPECT_LE(clustering_cost(v, c), clustering_cost(v, kmeans_optimal_1d(v, 8)) * (1 + 1e-6));
+  o.lut_dtype = DType::F32;
+  const PackedLayer l = cluster_weight("m", f32_tensor(w, {48, 64}), nullptr, o);
+  EXPECT_NE(l.note.find("merged centroids in 1 of 1 table"), std::string::npos) << l.note;
+  // At the default temperature, no note.
+  o.dkm.tau = kDefaultRelativeTau;
+  EXPECT_TRUE(cluster_weight("m", f32_tensor(w, {48, 64}), nullptr, o).note.empty());
+}
+
+TEST(ClusterCli, IgnoreListNamesOnlyModulesTheModelHas) {
+  // The same two encoder layers (no lm_head tensor) as a BertModel, where the ignore list
+  // must not name an lm_head, and as a causal LM, whose output head (tied, with no tensor of
+  // its own) is a module loaders would convert: listed.
+  using testing::run;
+  testing::TempDir dir;
+  std::vector<std::pair<std::string, Tensor>> t;
+  t.emplace_back("encoder.layer.0.attention.self.query.weight", f32_tensor(gaussian_values(32 * 32, 1), {32, 32}));
+  t.emplace_back("encoder.layer.0.output.dense.weight", f32_tensor(gaussian_values(32 * 64, 2), {32, 64}));
+  for (const char* arch : {"BertModel", "LlamaForCausalLM"}) {
+    const std::string m = dir / arch, o = dir / (std::string(arch) + "-out");
+    testing::write_checkpoint(m, t, {{"architectures", {arch}}});
+    const auto r = run(dir, "cluster '" + m + "' -o '" + o + "' --bits 3");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const std::string ignore = Checkpoint::open(o).config()["quantization_config"]["ignore"].dump();
+    EXPECT_EQ(ignore.find("lm_head") != std::string::npos, std::string(arch) != "BertModel") << arch << ": " << ignore;
+  }
 }
 
 }  // namespace
