@@ -5,9 +5,10 @@
 // column's diag(X^T X) from the calibration file (the sensitivity-weighted variant).
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -48,6 +49,19 @@ CLI::Validator int_range(const std::string& option, long lo, long hi, const std:
       std::to_string(lo) + ".." + std::to_string(hi));
 }
 
+// A real option's range check, named by `range` in the message (finite values only).
+CLI::Validator real_range(const std::string& option, double lo, double hi, const std::string& range) {
+  return CLI::Validator(
+      [=](std::string& v) {
+        char* end = nullptr;
+        const double x = std::strtod(v.c_str(), &end);
+        if (end == v.c_str() || *end != '\0' || !std::isfinite(x) || x < lo || x > hi)
+          return option + " " + v + " is outside " + range;
+        return std::string();
+      },
+      range);
+}
+
 }  // namespace
 
 void set_cluster_command(CLI::App& app) {
@@ -66,24 +80,14 @@ void set_cluster_command(CLI::App& app) {
   cmd->add_option("--tau", opts->tau,
                   "DKM softmax temperature relative to each table's weight variance (the same at any weight scale)")
       ->capture_default_str()
-      ->check(CLI::Validator(
-          [](std::string& v) {
-            const double t = std::strtod(v.c_str(), nullptr);
-            return t >= 1e-6 && t <= 1e6 ? std::string() : "--tau " + v + " is outside 1e-6..1e6";
-          },
-          "1e-6..1e6"));
+      ->check(real_range("--tau", 1e-6, 1e6, "1e-6..1e6"));
   CLI::Option* iters = cmd->add_option("--iters", opts->iters, "Most DKM rounds (k-means: 30 unless given)")
                            ->capture_default_str()
                            ->check(int_range("--iters", 1, 100000, ""));
   cmd->add_option("--epsilon", opts->epsilon,
                   "Stop when no centroid moves by more than epsilon x the table's standard deviation")
       ->capture_default_str()
-      ->check(CLI::Validator(
-          [](std::string& v) {
-            const double e = std::strtod(v.c_str(), nullptr);
-            return e >= 0 && std::isfinite(e) ? std::string() : "--epsilon " + v + " must be a finite number >= 0";
-          },
-          ">= 0"));
+      ->check(real_range("--epsilon", 0, std::numeric_limits<double>::max(), ">= 0"));
   cmd->add_option("--calib", opts->calib,
                   "Calibration file (docs/CALIBRATION.md): weigh each weight by its input column's diag(X^T X)");
   cmd->add_option("--algorithm", opts->algorithm, "dkm (differentiable k-means) or kmeans (Lloyd, the baseline)")

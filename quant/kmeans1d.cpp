@@ -125,6 +125,7 @@ std::vector<float> kmeans_optimal_1d(const WeightedValues& v, int k, int threads
     // cur[i] = min over a in [j, i] of prev[a - 1] + cost(a, i); the best a is monotone in
     // i (the cost is a Monge array), so a divide-and-conquer search finds all of them.
     std::vector<uint32_t>& sp = split[static_cast<size_t>(j)];
+    const std::vector<uint32_t>& below = split[static_cast<size_t>(j - 1)];
     // An explicit stack of (lo, hi, alo, ahi) instead of recursion through std::function:
     // per-group clustering runs this thousands of times per layer.
     struct Range {
@@ -136,8 +137,13 @@ std::vector<float> kmeans_optimal_1d(const WeightedValues& v, int k, int threads
       if (r.lo > r.hi) return;
       const int64_t mid = (r.lo + r.hi) / 2;
       double best = inf;
-      int64_t best_a = std::max<int64_t>(r.alo, j);
-      for (int64_t a = std::max<int64_t>(r.alo, j); a <= std::min(mid, r.ahi); ++a) {
+      // The last cluster of j + 1 clusters starts no earlier than that of j clusters (the
+      // split is monotone in the number of clusters too): a second lower bound, from the
+      // round before, that narrows the scan without changing the result.
+      const int64_t hi = std::min(mid, r.ahi);
+      const int64_t lo = std::min(hi, std::max<int64_t>({r.alo, j, static_cast<int64_t>(below[static_cast<size_t>(mid)])}));
+      int64_t best_a = lo;
+      for (int64_t a = lo; a <= hi; ++a) {
         const double c = prev[static_cast<size_t>(a - 1)] + pre.cost(static_cast<size_t>(a), static_cast<size_t>(mid));
         if (c < best) best = c, best_a = a;
       }

@@ -29,8 +29,9 @@ WeightedValues unique_values(const float* x, int64_t count, const float* importa
 std::vector<float> kmeans_plus_plus(const WeightedValues& v, int k, uint64_t seed);
 // The k centroids minimizing sum_u weight_u (value_u - nearest centroid)^2 exactly: dynamic
 // programming over contiguous runs of the sorted values, O(k U log U) with the monotone
-// divide-and-conquer split search (1-D optimal clusters are contiguous). `threads` > 1 splits
-// each round's search across threads for large tables (the same result).
+// divide-and-conquer split search (1-D optimal clusters are contiguous), each split also
+// bounded below by the previous round's. `threads` > 1 splits each round's search across
+// threads for large tables (the same result).
 std::vector<float> kmeans_optimal_1d(const WeightedValues& v, int k, int threads = 1);
 // The same by brute force over every split, for tests (tiny U only); returns the cost.
 double kmeans_optimal_1d_brute_cost(const WeightedValues& v, int k);
