@@ -31,10 +31,10 @@ if [ -z "${SKIP_BUILD:-}" ]; then
   echo "== build ($BUILD)"
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMODELPRESS_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES="$ARCH" >"$OUT/cmake.log"
-  ninja -C "$BUILD" -j"$JOBS" modelpress test_cuda test_cli >"$OUT/build.log" 2>&1 ||
+  ninja -C "$BUILD" -j"$JOBS" modelpress test_cuda test_cli test_kernels >"$OUT/build.log" 2>&1 ||
     { tail -40 "$OUT/build.log"; exit 1; }
 fi
-for b in cli/modelpress tests/test_cuda tests/test_cli; do
+for b in cli/modelpress tests/test_cuda tests/test_cli tests/test_kernels; do
   [ -x "$BUILD/$b" ] || { echo "gpu.sh: $BUILD/$b is missing (build it, or drop SKIP_BUILD)" >&2; exit 1; }
 done
 # Registers, shared memory and spills of every kernel (nothing should spill).
@@ -47,6 +47,9 @@ set +e
 TEST_RC=$?
 "$BUILD"/tests/test_cli --gtest_filter='BenchCli.CudaRunsWhereAGpuIs:ValidateOnCuda.*' >"$OUT/test_cli_cuda.log" 2>&1
 CLI_RC=$?
+# The kernels suite's CUDA cases (run_linear on CUDA for the LUT format).
+"$BUILD"/tests/test_kernels --gtest_filter='Lut.Cuda*' >>"$OUT/test_cli_cuda.log" 2>&1
+CLI_RC=$((CLI_RC | $?))
 set -e
 SKIPPED=$(cat "$OUT/test_cuda.log" "$OUT/test_cli_cuda.log" | grep -c '^\[  SKIPPED \]' || true)
 grep -E '^\[  (PASSED|FAILED) +\]|tests? ran' "$OUT/test_cuda.log" "$OUT/test_cli_cuda.log" || true

@@ -439,7 +439,7 @@ std::vector<float> cluster_values(const WeightedValues& values, const ClusterOpt
   const int k = 1 << o.bits;
   if (collapsed) *collapsed = false;
   // The exact 1-D optimum is the default start at every table size: on the default model it
-  // is what DKM and Lloyd cannot improve, for about 0.1-0.35 s more on the whole checkpoint.
+  // is what DKM and Lloyd cannot improve, for 0.2-0.35 s more on all-MiniLM-L6-v2 (docs/CLUSTERING.md).
   const bool opt1d = o.init != ClusterInit::KMeansPlusPlus;
   std::vector<float> c = opt1d ? kmeans_optimal_1d(values, k, o.dkm.threads) : kmeans_plus_plus(values, k, o.seed);
   if (values.size() <= static_cast<size_t>(k)) return c;  // exact already

@@ -1,12 +1,12 @@
 // W4A16 for M <= 16 on tensor cores (w4a16.h): the weight in the layout of w4_mma_layout.h,
 // dequantized in registers straight into mma.m16n8k16 A fragments.
 //
-// Each warp owns R tiles of 16 rows and every kWarps-th 64-column slice of K; per slice
-// a lane copies 16 bytes per row tile (four k16 chunks of A) into a shared-memory ring with
+// Each warp owns R (2) tiles of 16 rows and every kWarps-th 64-column slice of K; per slice a
+// lane copies 16 bytes per row tile (four k16 chunks of A) into a shared-memory ring with
 // cp.async, kStages - 1 slices ahead (bytes in flight without holding registers: the kernel is
-// bound by reading the weight), and loads two 16-byte words of x per 8 tokens (its B fragments,
-// thanks to the layout's column permutation) and its group scales one slice ahead. A nibble becomes
-// an exact 16-bit integer without a conversion instruction: the bits 0x6400 | u are the f16
+// bound by reading the weight), and loads two 16-byte words of x per 8 tokens (its B
+// fragments, thanks to the layout's column permutation) and its group scales one slice ahead.
+// A nibble becomes an exact 16-bit integer without a conversion instruction: the bits 0x6400 | u are the f16
 // 1024 + u (0x4300 | u the bf16 128 + u), and subtracting (1024 + zero) in half2 is exact, so
 // the tensor cores multiply the integers u - zero by x exactly and accumulate in f32. The
 // group scale (one per row and 64-column slice, since group % 64 == 0) is applied in f32 to

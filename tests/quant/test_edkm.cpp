@@ -100,16 +100,20 @@ TEST(Edkm, AttentionMapMemoryFor4096x4096F16) {
 }
 
 TEST(Kmeans1d, OptimalMatchesBruteForce) {
+  // Random weighted values, every fourth trial on a coarse grid (equal costs: ties between
+  // splits, where the divide-and-conquer's two lower bounds must not skip the best one).
   std::mt19937_64 rng(7);
-  for (int trial = 0; trial < 20; ++trial) {
+  for (int trial = 0; trial < 200; ++trial) {
     std::vector<float> x(12);
     std::vector<float> imp(12);
     for (size_t i = 0; i < x.size(); ++i) {
       x[i] = std::uniform_real_distribution<float>(-1, 1)(rng);
-      imp[i] = std::uniform_real_distribution<float>(0.1f, 3)(rng);
+      if (trial % 4 == 0) x[i] = std::round(x[i] * 8) / 8;
+      imp[i] = trial % 8 == 0 ? 1.0f : std::uniform_real_distribution<float>(0.1f, 3)(rng);
     }
     const WeightedValues v = unique_values(x.data(), 12, imp.data());
-    for (int k : {2, 3, 4}) {
+    for (int k : {2, 3, 4, 5}) {
+      if (v.size() <= static_cast<size_t>(k)) continue;
       const std::vector<float> c = kmeans_optimal_1d(v, k);
       ASSERT_EQ(c.size(), static_cast<size_t>(k));
       EXPECT_NEAR(clustering_cost(v, c), kmeans_optimal_1d_brute_cost(v, k), 1e-5) << "k " << k;
