@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "io/error.h"
+#include "io/interrupt.h"
 #include "kernels/backend.h"
 
 namespace {
@@ -19,6 +20,8 @@ std::string version_text() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before any thread starts: SIGINT / SIGTERM remove unfinished outputs (io/interrupt.h).
+  modelpress::install_interrupt_cleanup();
   CLI::App app{"modelpress: compress model checkpoints (quantize, cluster, prune, merge) and prove the result.\n"
                "Inputs: a Hugging Face folder (safetensors, single or sharded), a .safetensors file, or a GGUF file."};
   app.set_version_flag("--version", version_text);

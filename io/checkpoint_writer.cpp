@@ -10,6 +10,7 @@
 #include "io/checkpoint.h"
 #include "io/error.h"
 #include "io/file_util.h"
+#include "io/interrupt.h"
 
 namespace modelpress {
 namespace fs = std::filesystem;
@@ -78,17 +79,21 @@ void CheckpointWriter::finish() {
   // deleted only once the new folder is in place.
   std::error_code ec;
   std::string old;
-  if (fs::exists(target_)) {
-    old = temporary_path_for(target_);
-    rename_file(target_, old);
+  {
+    // Both renames happen, or an interrupt waits for them (io/interrupt.h).
+    const auto commit = lock_commit();
+    if (fs::exists(target_)) {
+      old = previous_path_for(target_);
+      rename_file(target_, old);
+    }
+    try {
+      rename_file(staging_, target_);
+    } catch (...) {
+      if (!old.empty()) std::rename(old.c_str(), target_.c_str());
+      throw;
+    }
+    finished_ = true;
   }
-  try {
-    rename_file(staging_, target_);
-  } catch (...) {
-    if (!old.empty()) std::rename(old.c_str(), target_.c_str());
-    throw;
-  }
-  finished_ = true;
   if (!old.empty()) fs::remove_all(old, ec);
 }
 

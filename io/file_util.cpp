@@ -8,19 +8,39 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <set>
 #include <vector>
 
 #include "io/error.h"
+#include "io/interrupt.h"
 
 namespace modelpress {
 
-std::string temporary_path_for(const std::string& target) {
+namespace {
+
+// ".NAME.KIND-PID-N" beside the target, registered for interrupt cleanup; the first time a
+// process writes beside a target it also clears what dead processes left there.
+std::string hidden_path_for(const std::string& target, const char* kind) {
   static std::atomic<unsigned> counter{0};
+  static std::mutex recovered_mutex;
+  static std::set<std::string> recovered;
+  {
+    std::lock_guard<std::mutex> lock(recovered_mutex);
+    if (recovered.insert(target).second) recover_interrupted(target);
+  }
   const std::filesystem::path p(target);
-  const std::string name = "." + p.filename().string() + ".partial-" + std::to_string(getpid()) + "-" +
+  const std::string name = "." + p.filename().string() + "." + kind + "-" + std::to_string(getpid()) + "-" +
                            std::to_string(counter++);
-  return (p.parent_path() / name).string();
+  const std::string path = (p.parent_path() / name).string();
+  register_temporary(path);
+  return path;
 }
+
+}  // namespace
+
+std::string temporary_path_for(const std::string& target) { return hidden_path_for(target, "partial"); }
+std::string previous_path_for(const std::string& target) { return hidden_path_for(target, "previous"); }
 
 void write_all(int fd, const void* data, size_t n, const std::string& path) {
   const auto* p = static_cast<const char*>(data);

@@ -7,8 +7,13 @@
 
 namespace modelpress {
 
-// A hidden temporary name in the same folder as `target`, so a rename onto it is atomic.
+// A hidden temporary name in the same folder as `target`, so a rename onto it is atomic:
+// ".NAME.partial-PID-N". Registered for cleanup on SIGINT / SIGTERM, and recognized by later
+// runs as a leftover once its process is gone (io/interrupt.h).
 std::string temporary_path_for(const std::string& target);
+// The hidden name an existing target is moved to while its replacement moves in:
+// ".NAME.previous-PID-N" (a later run restores it if the target is then missing).
+std::string previous_path_for(const std::string& target);
 // Writes all n bytes at the current position (or at `offset` for the positional form);
 // throws Error naming `path`.
 void write_all(int fd, const void* data, size_t n, const std::string& path);
