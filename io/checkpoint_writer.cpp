@@ -83,6 +83,11 @@ void CheckpointWriter::finish() {
     // Both renames happen, or an interrupt waits for them (io/interrupt.h).
     const auto commit = lock_commit();
     if (fs::exists(target_)) {
+      // The constructor refused an existing target without --overwrite: this one appeared
+      // meanwhile (another run writing the same output). Its output stays; this one goes.
+      if (!options_.overwrite && !fs::is_empty(target_, ec))
+        fail_file(target_, "was written by another process while this run was writing it; not replaced "
+                           "(use --overwrite to replace it)");
       old = previous_path_for(target_);
       rename_file(target_, old);
     }

@@ -112,6 +112,9 @@ void install_interrupt_cleanup() {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  // Past a file-size limit (ulimit -f) a write fails with EFBIG, reported and cleaned up like a
+  // full disk, instead of SIGXFSZ killing the process with its staging folder in place.
+  signal(SIGXFSZ, SIG_IGN);
 }
 
 std::vector<std::string> recover_interrupted(const std::string& target) {

@@ -24,7 +24,8 @@ void register_temporary(const std::string& path);
 // Held while a finished output replaces its target: interrupt cleanup waits for it.
 std::unique_lock<std::mutex> lock_commit();
 
-// SIGINT / SIGTERM handling for a command-line process (see above).
+// SIGINT / SIGTERM handling for a command-line process (see above); SIGXFSZ is ignored, so a
+// file-size limit fails the write (an error naming the file, staging removed) like a full disk.
 void install_interrupt_cleanup();
 
 // Leftovers of dead processes beside `target` (see above): removes or restores them and returns

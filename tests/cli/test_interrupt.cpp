@@ -150,6 +150,40 @@ TEST(Interrupt, KilledAtAnyMomentTheTargetIsWholeAndTheNextRunCleansUp) {
   EXPECT_TRUE(testing::read_file(model + "/model.safetensors") == input_bytes) << "the input changed";
 }
 
+TEST(Interrupt, AFullDiskFailsWithOneLineAndLeavesNothing) {
+  // A file-size limit (ulimit -f, 1 MiB) stands in for a full disk: the write fails, the
+  // command says which output in one line and exits 1, and no staging folder is left.
+  TempDir dir;
+  const std::string model = dir / "model";
+  write_model(model);
+  const std::string cmd = "ulimit -f 1024; '" + std::string(MODELPRESS_BIN) + "' quantize '" + model + "' -o '" +
+                          (dir / "out") + "' --method w8a8 2>'" + (dir / ".err") + "'";
+  const int raw = std::system(("bash -c \"" + cmd + "\"").c_str());
+  ASSERT_TRUE(WIFEXITED(raw));
+  EXPECT_EQ(WEXITSTATUS(raw), 1);
+  const std::string err = testing::read_file(dir / ".err");
+  EXPECT_EQ(testing::lines(err), 1u) << err;
+  EXPECT_NE(err.find("out"), std::string::npos) << err;
+  EXPECT_TRUE(entries(dir.path().string(), "out").empty());
+  EXPECT_TRUE(entries(dir.path().string(), ".out").empty());
+}
+
+TEST(Interrupt, TwoRunsOnOneTargetNeverMixTheirOutputs) {
+  // Both stage separately; the first to finish moves in, the second finds the target taken
+  // and fails cleanly (without --overwrite), leaving the first's output whole.
+  TempDir dir;
+  const std::string model = dir / "model", out = dir / "out";
+  write_model(model);
+  const pid_t a = spawn(dir, {"quantize", model, "-o", out, "--method", "w8a8"});
+  const auto b = testing::run(dir, "quantize '" + model + "' -o '" + out + "' --method w8a8");
+  const int ra = wait_status(a);
+  ASSERT_TRUE(WIFEXITED(ra));
+  const int sa = WEXITSTATUS(ra);
+  EXPECT_TRUE((sa == 0) != (b.status == 0)) << "exactly one run wins: " << sa << " " << b.status << " " << b.err;
+  EXPECT_EQ(Checkpoint::open(out).config()["quantization_config"].is_object(), true);
+  EXPECT_TRUE(entries(dir.path().string(), ".out").empty());
+}
+
 // A process id that no longer exists: a child that has exited and been reaped.
 long dead_pid() {
   const pid_t pid = fork();
