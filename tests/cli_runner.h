@@ -18,10 +18,12 @@ struct CommandResult {
   std::string out, err;
 };
 
-// `args` is appended to the binary's path as shell words; the caller quotes paths.
-inline CommandResult run(const TempDir& dir, const std::string& args) {
+// `args` is appended to the binary's path as shell words; the caller quotes paths. `env`
+// (optional): NAME=VALUE words set for this run only.
+inline CommandResult run(const TempDir& dir, const std::string& args, const std::string& env = "") {
   const std::string out = dir / ".stdout", err = dir / ".stderr";
-  const std::string cmd = std::string("'") + MODELPRESS_BIN + "' " + args + " >'" + out + "' 2>'" + err + "'";
+  const std::string cmd = env + (env.empty() ? "" : " ") + "'" + MODELPRESS_BIN + "' " + args + " >'" + out + "' 2>'" +
+                          err + "'";
   const int raw = std::system(cmd.c_str());
   CommandResult r{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_file(out), read_file(err)};
   std::filesystem::remove(out);
