@@ -56,8 +56,8 @@ class Events {
 };
 
 // Each timed sample is `calls` back-to-back calls between two events, so the GPU's queue stays
-// full and the sample measures the device, not the host's launch latency (tens of microseconds
-// per launch on a virtual machine, more than a decode-sized kernel takes): calls is chosen from
+// full and the sample measures the device, not the host's launch latency (about 7 us per call
+// on the H200 VM measured, a large part of a decode-sized kernel's time): calls is chosen from
 // one untimed call so that a sample lasts at least ~200 us. The median of the samples, divided by
 // calls, is the time per call. Inputs rotate per call.
 BenchRow time_case(const BenchOptions& o, kc::Context& ctx, const std::string& kernel, const BenchShape& s,

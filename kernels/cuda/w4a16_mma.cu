@@ -31,37 +31,31 @@ namespace {
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 
-// The 16-bit pattern whose value is `offset` + (low bits), and that offset.
+// Per 16-bit type: the bit pattern whose value is an offset plus its low bits, and the type
+// of a pair (one 32-bit register of an mma operand).
 template <typename T>
 struct Magic;
 template <>
 struct Magic<__half> {
   static constexpr uint32_t bits = 0x6400u;  // 1024
+  using Pair = __half2;
 };
 template <>
 struct Magic<__nv_bfloat16> {
   static constexpr uint32_t bits = 0x4300u;  // 128
+  using Pair = __nv_bfloat162;
 };
 
+// a - b on two 16-bit values packed in each word.
 template <typename T>
 __device__ __forceinline__ uint32_t sub2(uint32_t a, uint32_t b) {
-  if constexpr (std::is_same_v<T, __half>) {
-    __half2 x, y;
-    memcpy(&x, &a, 4);
-    memcpy(&y, &b, 4);
-    const __half2 r = __hsub2(x, y);
-    uint32_t out;
-    memcpy(&out, &r, 4);
-    return out;
-  } else {
-    __nv_bfloat162 x, y;
-    memcpy(&x, &a, 4);
-    memcpy(&y, &b, 4);
-    const __nv_bfloat162 r = __hsub2(x, y);
-    uint32_t out;
-    memcpy(&out, &r, 4);
-    return out;
-  }
+  typename Magic<T>::Pair x, y;
+  memcpy(&x, &a, 4);
+  memcpy(&y, &b, 4);
+  const typename Magic<T>::Pair r = __hsub2(x, y);
+  uint32_t out;
+  memcpy(&out, &r, 4);
+  return out;
 }
 
 // d += A (16 x 16) . B (16 x 8), f32 accumulation.
