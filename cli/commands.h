@@ -15,5 +15,6 @@ void set_cluster_command(CLI::App& app);
 void set_decompress_command(CLI::App& app);
 void set_merge_command(CLI::App& app);
 void set_bench_command(CLI::App& app);
+void set_forward_command(CLI::App& app);
 
 }  // namespace modelpress::cli

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   modelpress::cli::set_decompress_command(app);
   modelpress::cli::set_merge_command(app);
   modelpress::cli::set_bench_command(app);
+  modelpress::cli::set_forward_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

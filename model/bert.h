@@ -1,0 +1,40 @@
+// The BERT encoder (transformers' BertModel; all-MiniLM-L6-v2 is one), f32, every linear
+// layer through kernels::run_linear, and the sentence embedding sentence-transformers
+// computes from it (mean pooling over the tokens, L2-normalized).
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/linear.h"
+
+namespace modelpress {
+class Checkpoint;
+}
+
+namespace modelpress::model {
+
+class BertModel {
+ public:
+  BertModel(const Checkpoint& checkpoint, const ModelConfig& config);
+
+  const ModelConfig& config() const { return config_; }
+  // Last hidden states (tokens.size(), hidden) of one unpadded sequence (token type 0).
+  std::vector<float> forward(std::span<const int32_t> tokens, RunContext& ctx) const;
+  // Mean of the last hidden states over the tokens, L2-normalized (hidden).
+  std::vector<float> sentence_embedding(std::span<const int32_t> tokens, RunContext& ctx) const;
+  std::vector<const Linear*> linears() const;
+
+ private:
+  struct Layer {
+    Linear q, k, v, attn_out, inter, out;
+    std::vector<float> attn_ln_w, attn_ln_b, out_ln_w, out_ln_b;
+  };
+  ModelConfig config_;
+  std::vector<float> word_, position_, token_type_, emb_ln_w_, emb_ln_b_;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace modelpress::model
