@@ -1,5 +1,6 @@
 #include "model/linear.h"
 
+#include <cmath>
 #include <stdexcept>
 
 #include "io/error.h"
@@ -22,8 +23,19 @@ Linear Linear::dense_view(std::string name, const float* w, int64_t n, int64_t k
   return l;
 }
 
+namespace {
+bool all_finite(const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return false;
+  return true;
+}
+}  // namespace
+
 void Linear::run(const float* x, int64_t m, float* y, RunContext& ctx) const {
   if (ctx.observer) ctx.observer(name_, x, m, view_.k);
+  // The scans cost m * (k + n) reads against the product's m * n * k multiply-adds.
+  const bool watch = ctx.first_nonfinite.empty();
+  if (watch && !all_finite(x, m * view_.k)) ctx.first_nonfinite = "input of " + name_;
   const size_t bytes = kernels::linear_workspace_bytes(view_, m);
   if (ctx.workspace.size() < bytes) ctx.workspace.resize(bytes);
   try {
@@ -32,6 +44,7 @@ void Linear::run(const float* x, int64_t m, float* y, RunContext& ctx) const {
     // The kernels speak of formats; the user needs the layer.
     throw Error(name_ + ": " + e.what());
   }
+  if (watch && ctx.first_nonfinite.empty() && !all_finite(y, m * view_.n)) ctx.first_nonfinite = name_;
 }
 
 }  // namespace modelpress::model

@@ -24,6 +24,9 @@ struct RunContext {
   kernels::Backend backend = kernels::Backend::Cpu;
   LinearObserver observer;
   std::vector<std::byte> workspace;  // grown on demand
+  // Where the first non-finite value appeared ("model.layers.3.mlp.down_proj", or "input of
+  // ..." when it reached a layer from outside the linears); empty while all are finite.
+  std::string first_nonfinite;
 };
 
 class Linear {

@@ -131,10 +131,4 @@ void attention(const float* q, int64_t q_rows, HeadRows k, HeadRows v, int64_t k
   }
 }
 
-int64_t first_nonfinite(const float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(x[i])) return i;
-  return -1;
-}
-
 }  // namespace modelpress::model

@@ -50,7 +50,4 @@ struct HeadRows {
 void attention(const float* q, int64_t q_rows, HeadRows k, HeadRows v, int64_t kv_len, int64_t heads,
                int64_t kv_heads, int64_t head_dim, bool causal, float* out);
 
-// Index of the first non-finite value of x[0, n), or -1.
-int64_t first_nonfinite(const float* x, int64_t n);
-
 }  // namespace modelpress::model
