@@ -16,5 +16,8 @@ void set_decompress_command(CLI::App& app);
 void set_merge_command(CLI::App& app);
 void set_bench_command(CLI::App& app);
 void set_forward_command(CLI::App& app);
+void set_eval_command(CLI::App& app);
+void set_calibrate_command(CLI::App& app);
+void set_tokenize_command(CLI::App& app);
 
 }  // namespace modelpress::cli

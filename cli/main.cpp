@@ -36,6 +36,9 @@ int main(int argc, char** argv) {
   modelpress::cli::set_merge_command(app);
   modelpress::cli::set_bench_command(app);
   modelpress::cli::set_forward_command(app);
+  modelpress::cli::set_eval_command(app);
+  modelpress::cli::set_calibrate_command(app);
+  modelpress::cli::set_tokenize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -64,13 +64,22 @@ EncoderEval evaluate_encoder(const model::BertModel& model, const model::BertMod
   ctx.backend = ref_ctx.backend = o.backend;
   std::vector<std::vector<float>> emb, ref_emb;
   double seconds = 0;
-  for (size_t i = 0; i < sentences.size(); ++i) {
+  // Batches of about kBatchTokens tokens: one large product per linear layer, not one per sentence.
+  constexpr int64_t kBatchTokens = 512;
+  for (size_t i = 0; i < sentences.size();) {
+    std::vector<std::span<const int32_t>> batch;
+    int64_t batch_tokens = 0;
+    for (; i < sentences.size() && (batch.empty() || batch_tokens + static_cast<int64_t>(sentences[i].size()) <= kBatchTokens); ++i) {
+      batch.emplace_back(sentences[i]);
+      batch_tokens += static_cast<int64_t>(sentences[i].size());
+    }
     const auto t0 = std::chrono::steady_clock::now();
-    emb.push_back(model.sentence_embedding(sentences[i], ctx));
+    for (auto& e : model.sentence_embeddings(batch, ctx)) emb.push_back(std::move(e));
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    r.tokens += static_cast<int64_t>(sentences[i].size());
-    if (reference) ref_emb.push_back(reference->sentence_embedding(sentences[i], ref_ctx));
-    if (o.on_sentence) o.on_sentence(static_cast<int64_t>(i + 1), r.sentences);
+    r.tokens += batch_tokens;
+    if (reference)
+      for (auto& e : reference->sentence_embeddings(batch, ref_ctx)) ref_emb.push_back(std::move(e));
+    if (o.on_sentence) o.on_sentence(static_cast<int64_t>(i), r.sentences);
   }
   r.tokens_per_s = static_cast<double>(r.tokens) / std::max(seconds, 1e-9);
   r.first_nonfinite = ctx.first_nonfinite;

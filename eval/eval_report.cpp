@@ -67,7 +67,7 @@ std::vector<Row> rows_of(const EvalReport& r) {
   }
   if (const auto& e = r.encoder) {
     rows.push_back({"sentences", std::to_string(e->sentences), std::to_string(e->tokens) + " tokens"});
-    rows.push_back({"speed", fmt(e->tokens_per_s, "%.0f") + " tokens/s", "one sentence at a time"});
+    rows.push_back({"speed", fmt(e->tokens_per_s, "%.0f") + " tokens/s", "sentences in batches of about 512 tokens"});
     if (e->has_reference) {
       rows.push_back({"cosine mean", fmt(e->cosine_mean, "%.6f"), "embedding vs the reference's, 1 is identical"});
       rows.push_back({"cosine min", fmt(e->cosine_min, "%.6f"), "the worst sentence"});

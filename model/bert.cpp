@@ -37,20 +37,33 @@ BertModel::BertModel(const Checkpoint& checkpoint, const ModelConfig& c) : confi
 }
 
 std::vector<float> BertModel::forward(std::span<const int32_t> tokens, RunContext& ctx) const {
+  return forward_batch({tokens}, ctx);
+}
+
+std::vector<float> BertModel::forward_batch(const std::vector<std::span<const int32_t>>& seqs, RunContext& ctx) const {
   const ModelConfig& c = config_;
-  const int64_t t = static_cast<int64_t>(tokens.size()), h = c.hidden;
-  if (t > c.max_positions)
-    throw Error("forward: " + std::to_string(t) + " tokens exceed the model's " + std::to_string(c.max_positions) +
-                " positions");
-  std::vector<float> x(static_cast<size_t>(t * h));
-  for (int64_t i = 0; i < t; ++i) {
-    const int32_t id = tokens[static_cast<size_t>(i)];
-    if (id < 0 || id >= c.vocab)
-      throw Error("forward: token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                  std::to_string(c.vocab) + ")");
-    for (int64_t j = 0; j < h; ++j)
-      x[i * h + j] = word_[id * h + j] + token_type_[j] + position_[i * h + j];
+  const int64_t h = c.hidden;
+  std::vector<int64_t> start;  // row of each sequence's first token
+  int64_t t = 0;
+  for (const auto& s : seqs) {
+    const int64_t len = static_cast<int64_t>(s.size());
+    if (len > c.max_positions)
+      throw Error("forward: " + std::to_string(len) + " tokens exceed the model's " + std::to_string(c.max_positions) +
+                  " positions");
+    start.push_back(t);
+    t += len;
   }
+  start.push_back(t);
+  std::vector<float> x(static_cast<size_t>(t * h));
+  for (size_t s = 0; s < seqs.size(); ++s)
+    for (int64_t i = 0; i < static_cast<int64_t>(seqs[s].size()); ++i) {
+      const int32_t id = seqs[s][static_cast<size_t>(i)];
+      if (id < 0 || id >= c.vocab)
+        throw Error("forward: token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                    std::to_string(c.vocab) + ")");
+      float* row = x.data() + (start[s] + i) * h;
+      for (int64_t j = 0; j < h; ++j) row[j] = word_[id * h + j] + token_type_[j] + position_[i * h + j];
+    }
   layer_norm(x.data(), t, h, emb_ln_w_.data(), emb_ln_b_.data(), c.norm_eps);
   std::vector<float> q(x.size()), k(x.size()), v(x.size()), att(x.size()), y(x.size());
   std::vector<float> inter(static_cast<size_t>(t * c.intermediate));
@@ -58,8 +71,12 @@ std::vector<float> BertModel::forward(std::span<const int32_t> tokens, RunContex
     L.q.run(x.data(), t, q.data(), ctx);
     L.k.run(x.data(), t, k.data(), ctx);
     L.v.run(x.data(), t, v.data(), ctx);
-    attention(q.data(), t, HeadRows{k.data(), c.head_dim, h}, HeadRows{v.data(), c.head_dim, h}, t, c.heads,
-              c.heads, c.head_dim, /*causal=*/false, att.data());
+    for (size_t s = 0; s < seqs.size(); ++s) {  // each sequence attends to itself only
+      const int64_t r0 = start[s], len = start[s + 1] - start[s];
+      attention(q.data() + r0 * h, len, HeadRows{k.data() + r0 * h, c.head_dim, h},
+                HeadRows{v.data() + r0 * h, c.head_dim, h}, len, c.heads, c.heads, c.head_dim, /*causal=*/false,
+                att.data() + r0 * h);
+    }
     L.attn_out.run(att.data(), t, y.data(), ctx);
     add_in_place(x.data(), y.data(), t * h);
     layer_norm(x.data(), t, h, L.attn_ln_w.data(), L.attn_ln_b.data(), c.norm_eps);
@@ -73,21 +90,33 @@ std::vector<float> BertModel::forward(std::span<const int32_t> tokens, RunContex
 }
 
 std::vector<float> BertModel::sentence_embedding(std::span<const int32_t> tokens, RunContext& ctx) const {
-  const std::vector<float> states = forward(tokens, ctx);
-  const int64_t t = static_cast<int64_t>(tokens.size()), h = config_.hidden;
-  std::vector<double> sum(static_cast<size_t>(h), 0.0);
-  for (int64_t i = 0; i < t; ++i)
-    for (int64_t j = 0; j < h; ++j) sum[j] += states[i * h + j];
-  std::vector<float> e(static_cast<size_t>(h));
-  double norm = 0;
-  for (int64_t j = 0; j < h; ++j) {
-    e[j] = static_cast<float>(sum[j] / static_cast<double>(std::max<int64_t>(t, 1)));
-    norm += static_cast<double>(e[j]) * e[j];
+  return sentence_embeddings({tokens}, ctx).front();
+}
+
+std::vector<std::vector<float>> BertModel::sentence_embeddings(const std::vector<std::span<const int32_t>>& sentences,
+                                                               RunContext& ctx) const {
+  const std::vector<float> states = forward_batch(sentences, ctx);
+  const int64_t h = config_.hidden;
+  std::vector<std::vector<float>> out;
+  int64_t row = 0;
+  for (const auto& s : sentences) {
+    const int64_t t = static_cast<int64_t>(s.size());
+    std::vector<double> sum(static_cast<size_t>(h), 0.0);
+    for (int64_t i = 0; i < t; ++i)
+      for (int64_t j = 0; j < h; ++j) sum[j] += states[(row + i) * h + j];
+    row += t;
+    std::vector<float> e(static_cast<size_t>(h));
+    double norm = 0;
+    for (int64_t j = 0; j < h; ++j) {
+      e[j] = static_cast<float>(sum[j] / static_cast<double>(std::max<int64_t>(t, 1)));
+      norm += static_cast<double>(e[j]) * e[j];
+    }
+    // sentence-transformers' Normalize: x / max(||x||, 1e-12)
+    const double inv = 1.0 / std::max(std::sqrt(norm), 1e-12);
+    for (float& f : e) f = static_cast<float>(f * inv);
+    out.push_back(std::move(e));
   }
-  // sentence-transformers' Normalize: x / max(||x||, 1e-12)
-  const double inv = 1.0 / std::max(std::sqrt(norm), 1e-12);
-  for (float& f : e) f = static_cast<float>(f * inv);
-  return e;
+  return out;
 }
 
 std::vector<const Linear*> BertModel::linears() const {

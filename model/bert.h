@@ -23,8 +23,15 @@ class BertModel {
   const ModelConfig& config() const { return config_; }
   // Last hidden states (tokens.size(), hidden) of one unpadded sequence (token type 0).
   std::vector<float> forward(std::span<const int32_t> tokens, RunContext& ctx) const;
+  // Several sequences in one pass, without padding: their rows are stacked for the linear
+  // layers (one large product instead of many small ones) and each attends only to itself.
+  // Returns the stacked last hidden states (sum of lengths, hidden).
+  std::vector<float> forward_batch(const std::vector<std::span<const int32_t>>& sequences, RunContext& ctx) const;
   // Mean of the last hidden states over the tokens, L2-normalized (hidden).
   std::vector<float> sentence_embedding(std::span<const int32_t> tokens, RunContext& ctx) const;
+  // The same for several sentences in one batch: (sentences, hidden).
+  std::vector<std::vector<float>> sentence_embeddings(const std::vector<std::span<const int32_t>>& sentences,
+                                                      RunContext& ctx) const;
   std::vector<const Linear*> linears() const;
 
  private:

@@ -12,15 +12,18 @@ namespace {
 
 bool cont(unsigned char b) { return (b & 0xC0) == 0x80; }
 
-// The general category as the `unicode_categories` crate (Unicode 8.0 tables) sees it:
-// characters assigned later are unassigned (Cn) there. Its Cn table is empty, so Cn never
-// counts as "other" (U+0378 survives BertNormalizer's clean_text, as in `tokenizers`).
-int8_t category_v8(char32_t c) {
+// The general category as a crate with Unicode `major`.0 tables sees it: characters
+// assigned later are unassigned (Cn) there.
+int8_t category_at(char32_t c, uint8_t major) {
   UVersionInfo age;
   u_charAge(static_cast<UChar32>(c), age);
-  if (age[0] > 8 || (age[0] == 8 && age[1] > 0)) return U_UNASSIGNED;
+  if (age[0] > major || (age[0] == major && age[1] > 0)) return U_UNASSIGNED;
   return u_charType(static_cast<UChar32>(c));
 }
+
+// `unicode_categories` (Unicode 8.0). Its Cn table is empty, so Cn never counts as "other"
+// (U+0378 survives BertNormalizer's clean_text, as in `tokenizers`).
+int8_t category_v8(char32_t c) { return category_at(c, 8); }
 
 }  // namespace
 
@@ -146,7 +149,7 @@ bool is_mark_nonspacing_v8(char32_t c) { return c >= 0x80 && category_v8(c) == U
 
 bool is_combining_mark(char32_t c) {
   if (c < 0x80) return false;
-  const int8_t t = u_charType(static_cast<UChar32>(c));
+  const int8_t t = category_at(c, 9);
   return t == U_NON_SPACING_MARK || t == U_COMBINING_SPACING_MARK || t == U_ENCLOSING_MARK;
 }
 
@@ -211,8 +214,10 @@ std::string normalize(std::string_view s, NormalForm form) {
     case NormalForm::NFKC: n = icu::Normalizer2::getNFKCInstance(status); break;
     case NormalForm::NFKD: n = icu::Normalizer2::getNFKDInstance(status); break;
   }
-  if (U_FAILURE(status) || !n) throw std::runtime_error(std::string("ICU normalizer unavailable: ") + u_errorName(status));
-  const icu::UnicodeString src = icu::UnicodeString::fromUTF8(icu::StringPiece(s.data(), static_cast<int32_t>(s.size())));
+  if (U_FAILURE(status) || !n)
+    throw std::runtime_error(std::string("ICU normalizer unavailable: ") + u_errorName(status));
+  const icu::UnicodeString src =
+      icu::UnicodeString::fromUTF8(icu::StringPiece(s.data(), static_cast<int32_t>(s.size())));
   const icu::UnicodeString dst = n->normalize(src, status);
   if (U_FAILURE(status)) throw std::runtime_error(std::string("ICU normalization failed: ") + u_errorName(status));
   std::string out;

@@ -1,12 +1,15 @@
 // Unicode helpers for the tokenizers, on UTF-8 text, with the character classes the Hugging
-// Face `tokenizers` crate uses (backed by ICU). Several of that crate's classes come from the
-// `unicode_categories` crate, whose tables are frozen at Unicode 8.0; those are reproduced
-// here by restricting ICU's general category to characters assigned by Unicode 8.0
-// (u_charAge), so that, for example, U+2E43 (Po, Unicode 9) is not punctuation for BERT,
-// exactly as in `tokenizers`. Classes that come from Rust's std (char::is_whitespace,
-// char::is_numeric, char::to_lowercase) use ICU's current tables (Unicode 15 for ICU 72),
-// which can differ from the Rust release `tokenizers` was built with only for characters
-// assigned after one of them.
+// Face `tokenizers` crate uses (backed by ICU). Several of that crate's classes come from
+// crates whose tables are frozen at an old Unicode version (`unicode_categories`: 8.0, for
+// BERT's punctuation, control characters and accents; unicode-normalization-alignments: 9.0,
+// for StripAccents); those are reproduced here by restricting ICU's general category to the
+// characters assigned by that version (u_charAge), so that, for example, U+2E43 (Po, Unicode
+// 9) is not punctuation for BERT, exactly as in `tokenizers` (checked against it in
+// tests/interop/test_tokenizer_interop.py). Classes that come from Rust's std
+// (char::is_whitespace, char::is_numeric, char::to_lowercase) and NFC/NFD use ICU's current
+// tables (Unicode 15 for ICU 72), which can differ from the Rust release and
+// unicode-normalization version `tokenizers` was built with only for characters assigned
+// after one of them.
 #pragma once
 #include <cstddef>
 #include <optional>
@@ -37,7 +40,8 @@ bool is_bert_punctuation(char32_t c);
 bool is_bert_control(char32_t c);
 // Mn at Unicode 8.0 (BertNormalizer's strip_accents filter).
 bool is_mark_nonspacing_v8(char32_t c);
-// Any mark (Mn, Mc, Me) at ICU's Unicode version (the StripAccents normalizer).
+// Any mark (Mn, Mc, Me) at Unicode 9.0: the StripAccents normalizer's filter
+// (unicode-normalization-alignments' is_combining_mark, whose tables are Unicode 9.0).
 bool is_combining_mark(char32_t c);
 // BertNormalizer's "Chinese character": the CJK ideograph blocks it lists.
 bool is_chinese_char(char32_t c);

@@ -87,6 +87,11 @@ std::vector<float> WeightSource::unpermute_for_gguf(const std::string& hf_name, 
   return out;
 }
 
+std::vector<float> WeightSource::dense_weight(const std::string& prefix, int64_t n, int64_t k) const {
+  std::vector<float> w = tensor(prefix + ".weight", {n, k});
+  return gguf_ ? unpermute_for_gguf(prefix, std::move(w), n, k) : w;
+}
+
 Linear WeightSource::linear(const std::string& prefix, int64_t n, int64_t k) const {
   if (packed_.count(prefix)) {
     quant::PackedLayer layer = quant::load_packed_layer(ck_, prefix);
@@ -100,8 +105,7 @@ Linear WeightSource::linear(const std::string& prefix, int64_t n, int64_t k) con
   layer.format = kernels::LinearFormat::DenseF32;
   layer.n = n;
   layer.k = k;
-  layer.dense = tensor(prefix + ".weight", {n, k});
-  if (gguf_) layer.dense = unpermute_for_gguf(prefix, std::move(layer.dense), n, k);
+  layer.dense = dense_weight(prefix, n, k);
   if (has(prefix + ".bias")) layer.bias = tensor(prefix + ".bias", {n});
   return Linear(std::move(layer));
 }

@@ -32,9 +32,12 @@ class WeightSource {
   std::vector<float> tensor(const std::string& name, const Shape& expected) const;
   // The linear layer `prefix` (weight (n, k), bias (n) when the checkpoint has one).
   Linear linear(const std::string& prefix, int64_t n, int64_t k) const;
+  // The name the checkpoint stores the Hugging Face name `hf_name` under.
+  std::string stored_name(const std::string& hf_name) const;
+  // The dense weight `prefix`.weight (n, k) as f32, in Hugging Face's row order.
+  std::vector<float> dense_weight(const std::string& prefix, int64_t n, int64_t k) const;
 
  private:
-  std::string stored_name(const std::string& hf_name) const;
   std::vector<float> unpermute_for_gguf(const std::string& hf_name, std::vector<float> w, int64_t n, int64_t k) const;
 
   const Checkpoint& ck_;

