@@ -74,7 +74,17 @@ void run_samples(const model::Model& m, const std::vector<std::vector<int32_t>>&
         tokens += samples[i].size();
         progress.step("");
       }
-      (void)m.bert->forward_batch(batch, ctx);
+      const std::vector<float> states = m.bert->forward_batch(batch, ctx);
+      if (m.bert->has_pooler()) {  // BertModel runs its pooler on each sequence's first token
+        const int64_t h = m.config.hidden;
+        std::vector<float> first;
+        int64_t row = 0;
+        for (const auto& s : batch) {
+          first.insert(first.end(), states.begin() + row * h, states.begin() + (row + 1) * h);
+          row += static_cast<int64_t>(s.size());
+        }
+        (void)m.bert->pool(first.data(), static_cast<int64_t>(batch.size()), ctx);
+      }
     }
     return;
   }

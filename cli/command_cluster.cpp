@@ -130,8 +130,15 @@ void set_cluster_command(CLI::App& app) {
     if (!opts->calib.empty()) {
       calib = std::make_shared<CalibrationFile>(CalibrationFile::open(opts->calib));
       q.importance = [calib](const std::string& module, int64_t k) {
-        // diag(X^T X): the sum over calibration rows of x_k^2 (CalibrationFile::read names the
-        // file and layer when the layer is missing or has another width).
+        // diag(X^T X): from the Gram matrix over every token when the file has statistics
+        // (modelpress calibrate), else the sum over the recorded rows of x_k^2
+        // (CalibrationFile::read names the file and layer when the layer is missing or has
+        // another width).
+        if (const auto stats = calib->read_stats(module, k)) {
+          std::vector<float> d(static_cast<size_t>(k));
+          for (int64_t j = 0; j < k; ++j) d[static_cast<size_t>(j)] = stats->gram[static_cast<size_t>(j * k + j)];
+          return d;
+        }
         const CalibrationRows rows = calib->read(module, k);
         std::vector<double> h(static_cast<size_t>(k), 0.0);
         for (int64_t r = 0; r < rows.rows; ++r)

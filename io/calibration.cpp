@@ -49,8 +49,10 @@ std::vector<std::string> CalibrationFile::layers() const {
   for (const auto& e : file_.entries()) {
     // A ".step" tensor is a companion only when its layer is in the file too; a module
     // that happens to be called "step" is still a layer.
-    const bool companion = e.name.size() > 5 && e.name.ends_with(".step") &&
-                           file_.find(std::string_view(e.name).substr(0, e.name.size() - 5)) != nullptr;
+    bool companion = false;
+    for (std::string_view suffix : kCompanionSuffixes)
+      companion |= e.name.size() > suffix.size() && e.name.ends_with(suffix) &&
+                   file_.find(std::string_view(e.name).substr(0, e.name.size() - suffix.size())) != nullptr;
     if (!companion) names.push_back(e.name);
   }
   return names;
@@ -116,6 +118,41 @@ CalibrationRows CalibrationFile::read(const std::string& layer, int64_t in_featu
     }
   }
   return out;
+}
+
+}  // namespace modelpress
+
+namespace modelpress {
+
+std::optional<CalibrationStats> CalibrationFile::read_stats(const std::string& layer, int64_t in_features) const {
+  const std::string where = "layer '" + layer + "'";
+  const std::string names[] = {layer + ".absmax", layer + ".min", layer + ".max", layer + ".gram", layer + ".tokens"};
+  int present = 0;
+  for (const auto& n : names) present += file_.find(n) != nullptr;
+  if (present == 0) return std::nullopt;
+  if (present != 5)
+    fail_file(path(), where + ": statistics are incomplete (expected .absmax, .min, .max, .gram and .tokens)");
+  auto vec = [&](const std::string& name, const Shape& shape) {
+    const auto* e = file_.find(name);
+    if (e->dtype != DType::F32 || e->shape != shape)
+      fail_file(path(), "tensor '" + name + "': " + std::string(dtype_name(e->dtype)) + " " + shape_to_string(e->shape) +
+                            ", expected F32 " + shape_to_string(shape));
+    std::vector<float> v = file_.read(*e).to_f32();
+    for (size_t i = 0; i < v.size(); ++i)
+      if (!std::isfinite(v[i])) fail_file(path(), "tensor '" + name + "': element " + std::to_string(i) + " is not finite");
+    return v;
+  };
+  CalibrationStats st;
+  st.absmax = vec(names[0], {in_features});
+  st.min = vec(names[1], {in_features});
+  st.max = vec(names[2], {in_features});
+  st.gram = vec(names[3], {in_features, in_features});
+  const auto* t = file_.find(names[4]);
+  if (t->dtype != DType::I64 || t->shape != Shape{1})
+    fail_file(path(), "tensor '" + names[4] + "': expected I64 [1]");
+  std::memcpy(&st.tokens, file_.read(*t).data(), sizeof st.tokens);
+  if (st.tokens <= 0) fail_file(path(), "tensor '" + names[4] + "': token count must be positive");
+  return st;
 }
 
 }  // namespace modelpress

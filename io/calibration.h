@@ -8,6 +8,7 @@
 //   __metadata__           {"format": "modelpress-calibration", "version": "1", "source": ...}
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,16 @@
 #include "io/safetensors_reader.h"
 
 namespace modelpress {
+
+// Statistics over every token a layer saw (modelpress calibrate writes them beside the rows):
+//   <layer>.absmax / .min / .max  f32 (in_features)   per input channel
+//   <layer>.gram                  f32 (in_features, in_features)   X^T X, accumulated in f64
+//   <layer>.tokens                i64 (1)             how many rows X has
+struct CalibrationStats {
+  int64_t tokens = 0;
+  std::vector<float> absmax, min, max, gram;
+};
+inline constexpr std::string_view kCompanionSuffixes[] = {".step", ".absmax", ".min", ".max", ".gram", ".tokens"};
 
 // Activation rows of one layer, converted to f32.
 struct CalibrationRows {
@@ -34,7 +45,7 @@ class CalibrationFile {
 
   const std::string& path() const { return file_.path(); }
   std::string source() const;  // __metadata__ "source", or "" when absent
-  // Every layer in the file (tensors other than the .step companions), in file order.
+  // Every layer in the file (tensors other than the companions: .step and the statistics), in file order.
   std::vector<std::string> layers() const;
   bool has_layer(std::string_view layer) const;
 
@@ -45,6 +56,10 @@ class CalibrationFile {
   // in the file, max_rows rows evenly spread over the file are returned (so every step of
   // a diffusion recording is represented), in file order.
   CalibrationRows read(const std::string& layer, int64_t in_features, int64_t max_rows = 0) const;
+  // The layer's statistics, or nullopt when the file has none for it (files recorded by
+  // tools/record_calibration.py). Throws Error naming the file and tensor for a partial set,
+  // another dtype or shape, or a non-finite value.
+  std::optional<CalibrationStats> read_stats(const std::string& layer, int64_t in_features) const;
 
  private:
   explicit CalibrationFile(SafetensorsFile file) : file_(std::move(file)) {}

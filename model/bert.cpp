@@ -34,6 +34,15 @@ BertModel::BertModel(const Checkpoint& checkpoint, const ModelConfig& c) : confi
     L.out_ln_b = w.tensor(p + "output.LayerNorm.bias", {h});
     layers_.push_back(std::move(L));
   }
+  if (w.has(root + "pooler.dense") || w.has(root + "pooler.dense.weight")) pooler_ = w.linear(root + "pooler.dense", h, h);
+}
+
+std::vector<float> BertModel::pool(const float* first_token_states, int64_t n, RunContext& ctx) const {
+  if (!has_pooler()) throw Error("forward: this BERT checkpoint has no pooler");
+  std::vector<float> y(static_cast<size_t>(n * config_.hidden));
+  pooler_.run(first_token_states, n, y.data(), ctx);
+  for (float& v : y) v = std::tanh(v);
+  return y;
 }
 
 std::vector<float> BertModel::forward(std::span<const int32_t> tokens, RunContext& ctx) const {
@@ -123,6 +132,7 @@ std::vector<const Linear*> BertModel::linears() const {
   std::vector<const Linear*> all;
   for (const Layer& L : layers_)
     for (const Linear* l : {&L.q, &L.k, &L.v, &L.attn_out, &L.inter, &L.out}) all.push_back(l);
+  if (has_pooler()) all.push_back(&pooler_);
   return all;
 }
 

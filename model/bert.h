@@ -32,6 +32,10 @@ class BertModel {
   // The same for several sentences in one batch: (sentences, hidden).
   std::vector<std::vector<float>> sentence_embeddings(const std::vector<std::span<const int32_t>>& sentences,
                                                       RunContext& ctx) const;
+  // BertPooler, when the checkpoint has one: tanh(dense(first token's state)), rows (n, hidden).
+  // Sentence embeddings do not use it; calibration runs it so its layer is recorded too.
+  bool has_pooler() const { return pooler_.n() > 0; }
+  std::vector<float> pool(const float* first_token_states, int64_t n, RunContext& ctx) const;
   std::vector<const Linear*> linears() const;
 
  private:
@@ -42,6 +46,7 @@ class BertModel {
   ModelConfig config_;
   std::vector<float> word_, position_, token_type_, emb_ln_w_, emb_ln_b_;
   std::vector<Layer> layers_;
+  Linear pooler_;
 };
 
 }  // namespace modelpress::model

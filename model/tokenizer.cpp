@@ -76,6 +76,23 @@ bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
+using ojson = nlohmann::ordered_json;
+
+// Appends a key known to be new to an ordered object without ordered_map's linear lookup
+// (a vocabulary has tens of thousands of keys).
+void append_new_key(ojson& object, const std::string& key, ojson value) {
+  object.get_ref<ojson::object_t&>().push_back({key, std::move(value)});
+}
+
+std::string dump_or_fail(const ojson& j, const std::string& path, const char* what) {
+  try {
+    return j.dump(2) + "\n";
+  } catch (const nlohmann::json::exception& e) {
+    // Strict UTF-8: a GGUF token string need not be valid UTF-8, a JSON string must.
+    fail_file(path, std::string("cannot write ") + what + ": " + e.what());
+  }
+}
+
 }  // namespace
 
 std::vector<int32_t> Tokenizer::Impl::encode(std::string_view text, bool add_special_tokens) const {
@@ -182,6 +199,73 @@ std::optional<std::string> Tokenizer::id_to_token(int32_t id) const { return imp
 std::optional<int32_t> Tokenizer::bos_id() const { return impl_->bos; }
 std::optional<int32_t> Tokenizer::eos_id() const { return impl_->eos; }
 std::optional<int32_t> Tokenizer::pad_id() const { return impl_->pad; }
+
+std::string Tokenizer::to_hf_json() const {
+  const Impl& m = *impl_;
+  ojson j = ojson::object();
+  j["version"] = "1.0";
+  j["truncation"] = nullptr;
+  j["padding"] = nullptr;
+  ojson added = ojson::array();
+  for (const AddedToken& t : m.added.tokens())
+    added.push_back({{"id", t.id},
+                     {"content", t.content},
+                     {"single_word", t.single_word},
+                     {"lstrip", t.lstrip},
+                     {"rstrip", t.rstrip},
+                     {"normalized", t.normalized},
+                     {"special", t.special}});
+  j["added_tokens"] = std::move(added);
+  j["normalizer"] = m.hf.normalizer;
+  j["pre_tokenizer"] = m.hf.pre_tokenizer;
+  j["post_processor"] = m.hf.post_processor;
+  j["decoder"] = m.hf.decoder;
+
+  ojson model = m.hf.model.is_object() ? m.hf.model : ojson::object();
+  if (!model.contains("type")) model["type"] = m.model->type();
+  // The vocabulary by id. A token string stored under two ids (possible in GGUF) keeps the
+  // id lookups give it, the one a JSON object can hold.
+  const Vocab& v = m.model->vocab();
+  ojson vocab = ojson::object();
+  size_t emitted = 0;
+  for (int64_t id = 0; emitted < v.size() && id <= INT32_MAX; ++id) {
+    const std::string* t = v.token(static_cast<int32_t>(id));
+    if (!t || v.find(*t) != id) continue;
+    append_new_key(vocab, *t, id);
+    ++emitted;
+  }
+  model["vocab"] = std::move(vocab);
+  if (m.model->type() == "BPE") {
+    ojson merges = ojson::array();
+    for (const auto& [a, b] : m.hf.merges) merges.push_back({a, b});
+    model["merges"] = std::move(merges);
+  }
+  j["model"] = std::move(model);
+  return dump_or_fail(j, m.path, "the tokenizer as a tokenizer.json");
+}
+
+std::string Tokenizer::hf_tokenizer_config_json() const {
+  const Impl& m = *impl_;
+  ojson c = ojson::object();
+  auto token = [&](const char* key, std::optional<int32_t> id) {
+    if (!id) return;
+    if (auto t = m.id_to_token(*id)) c[key] = *t;
+  };
+  for (const char* key : {"add_bos_token", "add_eos_token"})
+    if (m.hf.config.contains(key)) c[key] = m.hf.config[key];
+  token("bos_token", m.bos);
+  token("eos_token", m.eos);
+  token("pad_token", m.pad);
+  if (m.hf.model.is_object() && m.hf.model.contains("unk_token") && m.hf.model["unk_token"].is_string())
+    token("unk_token", m.token_to_id(m.hf.model["unk_token"].get<std::string>()));
+  for (const auto& [key, value] : m.hf.config.items())
+    if (!c.contains(key)) c[key] = value;
+  // WordPiece decoding joins "##" pieces and tidies spaces before punctuation, as BERT's
+  // tokenizer_config does; byte-level BPE decodes exactly.
+  c["clean_up_tokenization_spaces"] = m.model->type() == "WordPiece";
+  c["tokenizer_class"] = "PreTrainedTokenizerFast";
+  return dump_or_fail(c, m.path, "tokenizer_config.json");
+}
 
 Tokenizer Tokenizer::for_checkpoint(const Checkpoint& checkpoint) {
   if (checkpoint.format() == CheckpointFormat::Gguf && checkpoint.gguf())

@@ -58,6 +58,21 @@ class Tokenizer {
   std::optional<int32_t> eos_id() const;
   std::optional<int32_t> pad_id() const;
 
+  // This tokenizer as a Hugging Face tokenizer.json (version "1.0": added_tokens, normalizer,
+  // pre_tokenizer, post_processor, decoder, model with vocab and merges), however it was
+  // loaded: from_json_file and Python's `tokenizers` give the same ids on the written file as
+  // this tokenizer does. A tokenizer.json source keeps its own sections (truncation and
+  // padding are written as null); a GGUF one gets the equivalent pipeline (e.g. SmolLM2's
+  // "smollm": Digits(individual_digits) + ByteLevel(use_regex); other llama.cpp regexes as
+  // Split(Regex, Isolated) + ByteLevel(use_regex=false)). Throws Error when a token is not
+  // valid UTF-8 (a JSON file cannot hold it).
+  std::string to_hf_json() const;
+  // A tokenizer_config.json for the same folder (tokenizer_class PreTrainedTokenizerFast,
+  // bos / eos / pad / unk tokens, add_bos_token / add_eos_token and chat_template where
+  // known, model_max_length from the GGUF context length), so that transformers'
+  // AutoTokenizer loads the folder.
+  std::string hf_tokenizer_config_json() const;
+
   struct Impl;
 
  private:

@@ -76,9 +76,12 @@ struct PreType {
   bool add_bos = false;
 };
 
+// llama.cpp's GPT-2 regex (without `tokenizers`' final "|\s+").
+const char* const kLlamaCppGpt2 = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))";
+
 const std::vector<PreType>& pre_types() {
   // llama.cpp's regex_exprs per LLAMA_VOCAB_PRE_TYPE (src/llama-vocab.cpp).
-  static const std::string gpt2 = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))";
+  static const std::string gpt2 = kLlamaCppGpt2;
   static const std::string llama3 =
       R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
   static const std::string qwen2 =
@@ -101,6 +104,52 @@ std::string supported_pre_names() {
     for (const auto& n : t.names)
       if (!n.empty()) s += (s.empty() ? "" : ", ") + n;
   return s;
+}
+
+// The Hugging Face pre-tokenizer doing what a PreType's regexes + ByteLevel do: llama.cpp's
+// GPT-2 regex last is ByteLevel's own regex (llama.cpp's lacks the final "|\s+", which
+// matches only a lone whitespace character before a non-space, a piece an Isolated split
+// leaves by itself anyway); \p{N} alone is Digits(individual_digits) (Rust's
+// char::is_numeric is \p{N}); any other regex an Isolated Split. SmolLM2's "smollm" is
+// thus the Sequence[Digits, ByteLevel] its tokenizer.json has.
+ojson hf_pre_tokenizer(const PreType& pt) {
+  ojson stages = ojson::array();
+  bool byte_level_regex = false;
+  for (size_t i = 0; i < pt.regexes.size(); ++i) {
+    const std::string& r = pt.regexes[i];
+    if (r == kLlamaCppGpt2 && i + 1 == pt.regexes.size()) {
+      byte_level_regex = true;
+    } else if (r == R"(\p{N})") {
+      stages.push_back({{"type", "Digits"}, {"individual_digits", true}});
+    } else {
+      stages.push_back({{"type", "Split"}, {"pattern", {{"Regex", r}}}, {"behavior", "Isolated"}, {"invert", false}});
+    }
+  }
+  stages.push_back(
+      {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", byte_level_regex}});
+  return {{"type", "Sequence"}, {"pretokenizers", std::move(stages)}};
+}
+
+// TemplateProcessing adding `prefix` / `suffix` ids around each sequence (pairs: both
+// sequences wrapped, the second with type_id 1), as `tokenizers` serializes it.
+ojson hf_template(const std::vector<int32_t>& prefix, const std::vector<int32_t>& suffix,
+                  const std::vector<std::string>& tokens) {
+  ojson special = ojson::object();
+  auto piece = [&](int32_t id, int type_id) {
+    const std::string& t = tokens[static_cast<size_t>(id)];
+    special[t] = {{"id", t}, {"ids", {id}}, {"tokens", {t}}};
+    return ojson{{"SpecialToken", {{"id", t}, {"type_id", type_id}}}};
+  };
+  auto sequence = [&](int type_id) {
+    ojson out = ojson::array();
+    for (int32_t id : prefix) out.push_back(piece(id, type_id));
+    out.push_back({{"Sequence", {{"id", type_id == 0 ? "A" : "B"}, {"type_id", type_id}}}});
+    for (int32_t id : suffix) out.push_back(piece(id, type_id));
+    return out;
+  };
+  ojson single = sequence(0), pair = sequence(0);
+  for (auto& p : sequence(1)) pair.push_back(std::move(p));
+  return {{"type", "TemplateProcessing"}, {"single", single}, {"pair", pair}, {"special_tokens", special}};
 }
 
 std::vector<AddedToken> special_tokens(const std::vector<std::string>& tokens, const GgufFile& g,
@@ -158,6 +207,12 @@ std::shared_ptr<Tokenizer::Impl> build_bpe(const GgufFile& g, const std::vector<
   BpeOptions o;
   o.ignore_merges = pt->ignore_merges;
   impl->model = make_bpe(std::move(vocab), merges, o, path);
+  impl->hf.model = {{"type", "BPE"},           {"dropout", nullptr},  {"unk_token", nullptr},
+                    {"continuing_subword_prefix", nullptr},           {"end_of_word_suffix", nullptr},
+                    {"fuse_unk", false},       {"byte_fallback", false}, {"ignore_merges", o.ignore_merges}};
+  impl->hf.merges = std::move(merges);
+  impl->hf.pre_tokenizer = hf_pre_tokenizer(*pt);
+  impl->hf.decoder = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
 
   std::vector<std::unique_ptr<PreTokenizer>> stages;
   for (const auto& r : pt->regexes) {
@@ -178,9 +233,17 @@ std::shared_ptr<Tokenizer::Impl> build_bpe(const GgufFile& g, const std::vector<
   const bool add_eos = bool_key(g, "tokenizer.ggml.add_eos_token", path).value_or(false);
   if (add_bos && !impl->bos) fail_file(path, "tokenizer.ggml.add_bos_token is set but there is no bos_token_id");
   if (add_eos && !impl->eos) fail_file(path, "tokenizer.ggml.add_eos_token is set but there is no eos_token_id");
-  if (add_bos || add_eos)
-    impl->post_processor = make_wrap_processor(add_bos ? std::vector<int32_t>{*impl->bos} : std::vector<int32_t>{},
-                                               add_eos ? std::vector<int32_t>{*impl->eos} : std::vector<int32_t>{});
+  if (add_bos || add_eos) {
+    const std::vector<int32_t> prefix = add_bos ? std::vector<int32_t>{*impl->bos} : std::vector<int32_t>{};
+    const std::vector<int32_t> suffix = add_eos ? std::vector<int32_t>{*impl->eos} : std::vector<int32_t>{};
+    impl->post_processor = make_wrap_processor(prefix, suffix);
+    impl->hf.post_processor = hf_template(prefix, suffix, tokens);
+  } else {
+    impl->hf.post_processor = {
+        {"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};
+  }
+  impl->hf.config["add_bos_token"] = add_bos;
+  impl->hf.config["add_eos_token"] = add_eos;
   return impl;
 }
 
@@ -203,9 +266,20 @@ std::shared_ptr<Tokenizer::Impl> build_wordpiece(const GgufFile& g, const std::v
   for (size_t i = 0; i < restored.size(); ++i) vocab.add(restored[i], static_cast<int32_t>(i));
   WordPieceOptions o;
   if (auto unk = token_id_key(g, "tokenizer.ggml.unknown_token_id", tokens.size(), path)) o.unk_token = restored[*unk];
+  impl->hf.model = {{"type", "WordPiece"},
+                    {"unk_token", o.unk_token},
+                    {"continuing_subword_prefix", o.continuing_subword_prefix},
+                    {"max_input_chars_per_word", o.max_input_chars_per_word}};
   impl->model = make_wordpiece(std::move(vocab), o, path);
   impl->normalizer = make_bert_normalizer(true, true, true, true);
   impl->pre_tokenizer = make_bert_pre_tokenizer();
+  impl->hf.normalizer = {{"type", "BertNormalizer"},
+                         {"clean_text", true},
+                         {"handle_chinese_chars", true},
+                         {"strip_accents", true},
+                         {"lowercase", true}};
+  impl->hf.pre_tokenizer = {{"type", "BertPreTokenizer"}};
+  impl->hf.decoder = {{"type", "WordPiece"}, {"prefix", "##"}, {"cleanup", true}};
   std::vector<AddedToken> specials = special_tokens(tokens, g, path);
   for (auto& s : specials) s.content = restored[s.id];
   impl->added.build(std::move(specials), impl->normalizer.get());
@@ -218,9 +292,16 @@ std::shared_ptr<Tokenizer::Impl> build_wordpiece(const GgufFile& g, const std::v
   auto sep = token_id_key(g, "tokenizer.ggml.seperator_token_id", tokens.size(), path);  // sic, llama.cpp's key
   if (!cls) cls = impl->bos ? impl->bos : impl->model->vocab().find("[CLS]");
   if (!sep) sep = impl->eos ? impl->eos : impl->model->vocab().find("[SEP]");
-  if (cls || sep)
-    impl->post_processor = make_wrap_processor(cls ? std::vector<int32_t>{*cls} : std::vector<int32_t>{},
-                                               sep ? std::vector<int32_t>{*sep} : std::vector<int32_t>{});
+  if (cls || sep) {
+    const std::vector<int32_t> prefix = cls ? std::vector<int32_t>{*cls} : std::vector<int32_t>{};
+    const std::vector<int32_t> suffix = sep ? std::vector<int32_t>{*sep} : std::vector<int32_t>{};
+    impl->post_processor = make_wrap_processor(prefix, suffix);
+    impl->hf.post_processor = hf_template(prefix, suffix, restored);
+    if (cls) impl->hf.config["cls_token"] = restored[*cls];
+    if (sep) impl->hf.config["sep_token"] = restored[*sep];
+  }
+  if (auto mask = token_id_key(g, "tokenizer.ggml.mask_token_id", tokens.size(), path))
+    impl->hf.config["mask_token"] = restored[*mask];
   return impl;
 }
 
@@ -237,7 +318,16 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& gguf, const std::string& path) {
   const std::vector<std::string> tokens = string_array(gguf, "tokenizer.ggml.tokens", path, true);
   if (tokens.empty()) fail_file(path, "tokenizer.ggml.tokens is empty");
   if (tokens.size() > static_cast<size_t>(INT32_MAX)) fail_file(path, "tokenizer.ggml.tokens has too many tokens");
-  return Tokenizer(type == "gpt2" ? build_bpe(gguf, tokens, path) : build_wordpiece(gguf, tokens, path));
+  auto impl = type == "gpt2" ? build_bpe(gguf, tokens, path) : build_wordpiece(gguf, tokens, path);
+  // For tokenizer_config.json: the chat template, and the context length as model_max_length.
+  if (const ojson* tmpl = find_key(gguf, "tokenizer.chat_template"); tmpl && tmpl->is_string())
+    impl->hf.config["chat_template"] = *tmpl;
+  if (const ojson* arch = find_key(gguf, "general.architecture"); arch && arch->is_string()) {
+    const std::string key = arch->get<std::string>() + ".context_length";
+    if (const ojson* n = find_key(gguf, key.c_str()); n && n->is_number_integer() && n->get<int64_t>() > 0)
+      impl->hf.config["model_max_length"] = n->get<int64_t>();
+  }
+  return Tokenizer(std::move(impl));
 }
 
 }  // namespace modelpress::model

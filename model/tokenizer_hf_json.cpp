@@ -67,7 +67,9 @@ std::string model_type(const json& model, const std::string& path) {
   return "WordLevel";
 }
 
-std::unique_ptr<TokenModel> parse_model(const json& model, const std::string& path) {
+// `merges_out` receives a BPE's merges (for to_hf_json).
+std::unique_ptr<TokenModel> parse_model(const json& model, const std::string& path,
+                                        std::vector<std::pair<std::string, std::string>>& merges_out) {
   const std::string type = model_type(model, path);
   if (type == "WordPiece") {
     WordPieceOptions o;
@@ -96,7 +98,8 @@ std::unique_ptr<TokenModel> parse_model(const json& model, const std::string& pa
     o.fuse_unk = tokjson::get_bool(model, "fuse_unk", false, path, "model");
     o.byte_fallback = tokjson::get_bool(model, "byte_fallback", false, path, "model");
     o.ignore_merges = tokjson::get_bool(model, "ignore_merges", false, path, "model");
-    return make_bpe(parse_vocab(model, path), parse_merges(model, path), std::move(o), path);
+    merges_out = parse_merges(model, path);
+    return make_bpe(parse_vocab(model, path), merges_out, std::move(o), path);
   }
   tokjson::fail(path, "model", "unsupported tokenizer model type '" + type + "' (supported: " + kSupportedModels + ")");
 }
@@ -166,6 +169,11 @@ void resolve_special_ids(Tokenizer::Impl& impl, const json& j, const std::string
       if (auto id = impl.token_to_id(name)) return id;
     return std::nullopt;
   };
+  // Carried into hf_tokenizer_config_json (add_bos_token / add_eos_token are not: the
+  // tokenizer.json post-processor is what decides here).
+  if (config.is_object())
+    for (const char* key : {"chat_template", "model_max_length"})
+      if (config.contains(key) && !config[key].is_null()) impl.hf.config[key] = nlohmann::ordered_json(config[key]);
   impl.bos = pick("bos_token", {"<s>", "<|begin_of_text|>", "<|startoftext|>", "<bos>"});
   impl.eos = pick("eos_token", {"</s>", "<|end_of_text|>", "<|endoftext|>", "<eos>"});
   impl.pad = pick("pad_token", {});
@@ -181,7 +189,20 @@ std::shared_ptr<Tokenizer::Impl> build(const json& j, const std::string& path) {
   if (!j.is_object()) tokjson::fail(path, "", "expected a JSON object (a Hugging Face tokenizer.json)");
   auto impl = std::make_shared<Tokenizer::Impl>();
   impl->path = path;
-  impl->model = parse_model(tokjson::field(j, "model", path, ""), path);
+  const json& model = tokjson::field(j, "model", path, "");
+  impl->model = parse_model(model, path, impl->hf.merges);
+  // The sections as read, for to_hf_json (the model's settings without vocab and merges).
+  impl->hf.model = nlohmann::ordered_json::object();
+  impl->hf.model["type"] = impl->model->type();
+  for (auto it = model.begin(); it != model.end(); ++it)
+    if (it.key() != "type" && it.key() != "vocab" && it.key() != "merges")
+      impl->hf.model[it.key()] = nlohmann::ordered_json(it.value());
+  const std::pair<const char*, nlohmann::ordered_json*> sections[] = {{"normalizer", &impl->hf.normalizer},
+                                                                      {"pre_tokenizer", &impl->hf.pre_tokenizer},
+                                                                      {"post_processor", &impl->hf.post_processor},
+                                                                      {"decoder", &impl->hf.decoder}};
+  for (const auto& [key, out] : sections)
+    if (j.contains(key)) *out = nlohmann::ordered_json(j[key]);
   impl->normalizer = parse_normalizer(j.value("normalizer", json()), path, "normalizer");
   impl->pre_tokenizer = parse_pre_tokenizer(j.value("pre_tokenizer", json()), path, "pre_tokenizer");
   impl->post_processor = parse_post_processor(j.value("post_processor", json()), path, "post_processor");
