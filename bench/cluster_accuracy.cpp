@@ -23,7 +23,7 @@
 #include "io/tensor_category.h"
 #include "kernels/packed_linear.h"
 #include "quant/edkm.h"
-#include "quant/metrics.h"
+#include "eval/metrics.h"
 #include "quant/packed_layer.h"
 #include "quant/rtn.h"
 
@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
       m.werr_den += wnorm;
       std::vector<std::byte> ws(mk::linear_workspace_bytes(l.view(), a.rows));
       mk::run_linear(l.view(), a.values.data(), a.rows, y.data(), mk::Backend::Cpu, ws.empty() ? nullptr : ws.data());
-      const modelpress::OutputError e = mq::compare_outputs(y, ref);
+      const modelpress::OutputError e = modelpress::eval::compare_outputs(y, ref);
       m.out_err += e.relative_error;
       m.sqnr += e.sqnr_db;
       m.bytes += bytes;

@@ -3,7 +3,8 @@
 // dequantized to F32 (plain GGUF types keep their dtype) and keep their GGUF names and
 // row-major shapes. This is also the path the I/O benchmark measures. With --hf, a GGUF
 // LLaMA becomes a Hugging Face checkpoint instead (model/gguf_to_hf.h): transformers' names,
-// q/k rows in transformers' order, config.json.
+// q/k rows in transformers' order, config.json, and the GGUF's tokenizer as tokenizer.json +
+// tokenizer_config.json.
 #include <iostream>
 
 #include "cli/commands.h"
@@ -12,6 +13,7 @@
 #include "io/checkpoint_writer.h"
 #include "io/error.h"
 #include "model/gguf_to_hf.h"
+#include "model/tokenizer.h"
 
 namespace modelpress::cli {
 namespace {
@@ -34,7 +36,8 @@ void set_convert_command(CLI::App& app) {
   cmd->add_flag("--overwrite", opts->overwrite, "Replace an existing output folder once the new one is complete");
   cmd->add_flag("--hf", opts->hf,
                 "GGUF LLaMA input: write a Hugging Face LlamaForCausalLM checkpoint (transformers' tensor names and "
-                "q/k row order, f32, config.json) that every modelpress pass and transformers read");
+                "q/k row order, f32, config.json, the GGUF's tokenizer as tokenizer.json) that every modelpress pass "
+                "and transformers read");
   cmd->callback([opts] {
     const Checkpoint ck = Checkpoint::open(opts->input);
     CheckpointWriterOptions wo;
@@ -53,6 +56,18 @@ void set_convert_command(CLI::App& app) {
         writer.append(name, tensor);
         bytes += tensor.nbytes();
       });
+      // The GGUF's tokenizer as tokenizer.json + tokenizer_config.json (AutoTokenizer and
+      // `modelpress tokenize` read the folder); a GGUF without one (or with a kind not
+      // supported here) still converts.
+      try {
+        const model::Tokenizer tok = model::Tokenizer::from_gguf(*ck.gguf(), opts->input);
+        std::string tokenizer_json = tok.to_hf_json();
+        std::string tokenizer_config = tok.hf_tokenizer_config_json();
+        writer.add_text_file("tokenizer.json", std::move(tokenizer_json));
+        writer.add_text_file("tokenizer_config.json", std::move(tokenizer_config));
+      } catch (const Error& e) {
+        std::cerr << "note: no tokenizer written: " << e.what() << "\n";
+      }
       writer.finish();
       std::cout << "wrote " << ck.tensors().size() << " tensors (" << format_bytes(bytes) << ") to " << opts->output
                 << " with Hugging Face names\n";

@@ -11,13 +11,13 @@
 #include "io/report_json.h"
 #include "io/report_markdown.h"
 #include "kernels/backend.h"
-#include "quant/validate.h"
+#include "eval/validate.h"
 
 namespace modelpress::cli {
 namespace {
 
 struct ValidateCommandOptions {
-  quant::ValidateOptions run;
+  eval::ValidateOptions run;
   std::string backend = "auto";
   std::string report;
   bool json = false;
@@ -49,7 +49,7 @@ kernels::Backend pick_backend(const std::string& wanted, std::string& note, bool
 // --report renames its file over the target: an existing file that is an input (the
 // calibration file, a checkpoint file, or any file inside a checkpoint folder such as its
 // config.json) would be silently replaced. Refused before any work.
-void refuse_report_over_input(const std::string& report, const quant::ValidateOptions& run) {
+void refuse_report_over_input(const std::string& report, const eval::ValidateOptions& run) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::exists(report, ec)) return;
@@ -100,7 +100,7 @@ void set_validate_command(CLI::App& app) {
       if (!progress) progress = std::make_unique<Progress>("validate", n);
       progress->step(name);
     };
-    const ValidationReport report = quant::validate_checkpoints(run);
+    const ValidationReport report = eval::validate_checkpoints(run);
     progress.reset();  // end the progress line before printing
     if (!opts->report.empty()) write_validation_report(opts->report, report);
     if (opts->json)

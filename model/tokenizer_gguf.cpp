@@ -244,6 +244,9 @@ std::shared_ptr<Tokenizer::Impl> build_bpe(const GgufFile& g, const std::vector<
   }
   impl->hf.config["add_bos_token"] = add_bos;
   impl->hf.config["add_eos_token"] = add_eos;
+  // llama.cpp's BPE never emits an unknown token; the id only names tokenizer_config's unk_token.
+  if (auto unk = token_id_key(g, "tokenizer.ggml.unknown_token_id", tokens.size(), path))
+    impl->hf.config["unk_token"] = tokens[*unk];
   return impl;
 }
 

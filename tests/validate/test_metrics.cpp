@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "io/error.h"
-#include "quant/metrics.h"
+#include "eval/metrics.h"
 
-namespace modelpress::quant {
+namespace modelpress::eval {
 namespace {
 
 TEST(Metrics, KnownAnswer) {
@@ -96,4 +96,4 @@ TEST(Metrics, RowSubset) {
 }
 
 }  // namespace
-}  // namespace modelpress::quant
+}  // namespace modelpress::eval

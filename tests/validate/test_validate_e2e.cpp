@@ -17,7 +17,7 @@
 #include "io/synthetic_checkpoint.h"
 #include "kernels/backend.h"
 #include "quant/packed_layer.h"
-#include "quant/validate.h"
+#include "eval/validate.h"
 #include "tests/cli_runner.h"
 #include "tests/test_util.h"
 
@@ -287,12 +287,12 @@ TEST(ValidateDriver, EveryFormat) {
     const CommandResult r = run(dir, "quantize " + q(dir / "model") + " -o " + q(out) + " --method " + c.method +
                                          c.options);
     ASSERT_EQ(r.status, 0) << r.err;
-    quant::ValidateOptions o;
+    eval::ValidateOptions o;
     o.original = dir / "model";
     o.compressed = out;
     o.rows = 16;
     o.timed_runs = 2;
-    const ValidationReport rep = quant::validate_checkpoints(o);
+    const ValidationReport rep = eval::validate_checkpoints(o);
     EXPECT_EQ(rep.method, c.method);
     ASSERT_EQ(rep.layers.size(), 14u);
     for (const auto& l : rep.layers) {
@@ -308,12 +308,12 @@ TEST(ValidateDriver, ThresholdZeroIsOneNoteNotOnePerLayer) {
   const CommandResult r = run(dir, "quantize " + q(dir / "model") + " -o " + q(dir / "int8") +
                                        " --method llm-int8 --threshold 0");
   ASSERT_EQ(r.status, 0) << r.err;
-  quant::ValidateOptions o;
+  eval::ValidateOptions o;
   o.original = dir / "model";
   o.compressed = dir / "int8";
   o.rows = 8;
   o.timed_runs = 1;
-  const ValidationReport rep = quant::validate_checkpoints(o);
+  const ValidationReport rep = eval::validate_checkpoints(o);
   ASSERT_EQ(rep.layers.size(), 14u);
   for (const auto& l : rep.layers) EXPECT_FALSE(l.outliers.has_value()) << l.name;
   const auto n = std::count_if(rep.notes.begin(), rep.notes.end(),

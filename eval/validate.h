@@ -17,7 +17,7 @@
 #include "io/validation_report.h"
 #include "kernels/packed_linear.h"
 
-namespace modelpress::quant {
+namespace modelpress::eval {
 
 struct ValidateOptions {
   std::string original;     // checkpoint path with the unquantized weights
@@ -52,4 +52,4 @@ struct ValidateOptions {
 // cannot run.
 ValidationReport validate_checkpoints(const ValidateOptions& options);
 
-}  // namespace modelpress::quant
+}  // namespace modelpress::eval

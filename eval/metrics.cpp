@@ -1,4 +1,4 @@
-#include "quant/metrics.h"
+#include "eval/metrics.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 
 #include "io/error.h"
 
-namespace modelpress::quant {
+namespace modelpress::eval {
 namespace {
 
 // Running sums of one comparison; add() takes one element pair.
@@ -68,4 +68,4 @@ OutputError compare_rows(const float* y, const float* y_ref, int64_t cols, std::
   return s.finish();
 }
 
-}  // namespace modelpress::quant
+}  // namespace modelpress::eval

@@ -1,4 +1,4 @@
-#include "quant/validate.h"
+#include "eval/validate.h"
 
 #include <algorithm>
 #include <chrono>
@@ -16,14 +16,16 @@
 #include "io/error.h"
 #include "io/safetensors_writer.h"
 #include "io/synthetic_activations.h"
-#include "quant/metrics.h"
+#include "eval/metrics.h"
 #include "quant/packed_layer.h"
 
-namespace modelpress::quant {
+namespace modelpress::eval {
 namespace {
 
 using kernels::Backend;
 using kernels::PackedLinear;
+// The packed layers validate measures come from the passes' checkpoint decoders.
+using namespace quant;
 
 uint64_t checkpoint_bytes(const Checkpoint& ck) {
   uint64_t total = 0;
@@ -310,4 +312,4 @@ ValidationReport validate_checkpoints(const ValidateOptions& o) {
   return report;
 }
 
-}  // namespace modelpress::quant
+}  // namespace modelpress::eval

@@ -13,11 +13,11 @@
 
 #include "io/validation_report.h"
 
-namespace modelpress::quant {
+namespace modelpress::eval {
 
 OutputError compare_outputs(std::span<const float> y, std::span<const float> y_ref);
 
 // The same over some rows of row-major (rows, cols) outputs: the per-step errors.
 OutputError compare_rows(const float* y, const float* y_ref, int64_t cols, std::span<const int64_t> rows);
 
-}  // namespace modelpress::quant
+}  // namespace modelpress::eval
