@@ -31,7 +31,7 @@ import json, sys
 s = json.load(sys.stdin)['decoder']['speed']
 print(f'| modelpress (round $rep) | $m | {s[\"prefill_tokens_per_s\"]:.1f} | {s[\"decode_tokens_per_s\"]:.1f} |')"
   done
-  python3 - "$gguf" "$text" "$threads" "$rep" <<'PY' || echo "| PyTorch | f32 | (torch/transformers/accelerate not installed) | |"
+  python3 - "$gguf" "$text" "$threads" "$rep" 2>/dev/null <<'PY' || echo "| PyTorch | f32 | (torch/transformers/accelerate not installed) | |"
 import os, sys, time
 gguf, text, threads, rep = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 import torch, transformers

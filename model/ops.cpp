@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numbers>
 
-#include <Eigen/Core>
+#include "kernels/dense_f32.h"
 
 namespace modelpress::model {
 
@@ -99,19 +99,27 @@ void Rope::apply(float* x, int64_t rows, int64_t heads, int64_t first_pos) const
 
 void attention(const float* q, int64_t q_rows, HeadRows k, HeadRows v, int64_t kv_len, int64_t heads,
                int64_t kv_heads, int64_t head_dim, bool causal, float* out) {
-  using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using Strided = Eigen::OuterStride<>;
-  const int64_t group = heads / kv_heads;
-  const int64_t q_stride = heads * head_dim;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  // The two products go through the kernels' dense f32 GEMM (y = x W^T, dispatched to the
+  // machine's vector width): scores = Q_h K_h^T with K_h as the "weight", and, for more than a
+  // few query rows, O_h = P V_h with V_h^T as the weight. A single query row (decoding) sums
+  // the value rows directly instead of transposing V for a one-row product.
+  const int64_t group = heads / kv_heads, d = head_dim;
+  const int64_t q_stride = heads * d;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const int64_t first_pos = kv_len - q_rows;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t h = 0; h < heads; ++h) {
     const int64_t kvh = h / group;
-    Eigen::Map<const RowMat, 0, Strided> qh(q + h * head_dim, q_rows, head_dim, Strided(q_stride));
-    Eigen::Map<const RowMat, 0, Strided> kh(k.data + kvh * k.head_stride, kv_len, head_dim, Strided(k.row_stride));
-    Eigen::Map<const RowMat, 0, Strided> vh(v.data + kvh * v.head_stride, kv_len, head_dim, Strided(v.row_stride));
-    RowMat scores = (qh * kh.transpose()) * scale;
+    std::vector<float> qh(static_cast<size_t>(q_rows * d)), scores(static_cast<size_t>(q_rows * kv_len)), kh;
+    for (int64_t i = 0; i < q_rows; ++i)
+      for (int64_t c = 0; c < d; ++c) qh[i * d + c] = q[i * q_stride + h * d + c] * scale;
+    const float* kbase = k.data + kvh * k.head_stride;
+    if (k.row_stride != d) {  // gather K_h into rows of d
+      kh.resize(static_cast<size_t>(kv_len * d));
+      for (int64_t j = 0; j < kv_len; ++j) std::copy_n(kbase + j * k.row_stride, d, kh.data() + j * d);
+      kbase = kh.data();
+    }
+    kernels::dense_f32_linear(kbase, kv_len, d, nullptr, qh.data(), q_rows, scores.data());
     for (int64_t i = 0; i < q_rows; ++i) {
       float* row = scores.data() + i * kv_len;
       const int64_t visible = causal ? first_pos + i + 1 : kv_len;
@@ -126,8 +134,24 @@ void attention(const float* q, int64_t q_rows, HeadRows k, HeadRows v, int64_t k
       for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
       std::fill(row + visible, row + kv_len, 0.0f);
     }
-    Eigen::Map<RowMat, 0, Strided> oh(out + h * head_dim, q_rows, head_dim, Strided(q_stride));
-    oh.noalias() = scores * vh;
+    const float* vbase = v.data + kvh * v.head_stride;
+    if (q_rows < 8) {
+      for (int64_t i = 0; i < q_rows; ++i) {
+        float* o = out + i * q_stride + h * d;
+        std::fill(o, o + d, 0.0f);
+        const float* p = scores.data() + i * kv_len;
+        for (int64_t j = 0; j < kv_len; ++j) {
+          const float* vj = vbase + j * v.row_stride;
+          for (int64_t c = 0; c < d; ++c) o[c] += p[j] * vj[c];
+        }
+      }
+      continue;
+    }
+    std::vector<float> vt(static_cast<size_t>(d * kv_len)), oh(static_cast<size_t>(q_rows * d));
+    for (int64_t j = 0; j < kv_len; ++j)
+      for (int64_t c = 0; c < d; ++c) vt[c * kv_len + j] = vbase[j * v.row_stride + c];
+    kernels::dense_f32_linear(vt.data(), d, kv_len, nullptr, scores.data(), q_rows, oh.data());
+    for (int64_t i = 0; i < q_rows; ++i) std::copy_n(oh.data() + i * d, d, out + i * q_stride + h * d);
   }
 }
 

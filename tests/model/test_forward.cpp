@@ -60,7 +60,8 @@ std::vector<float> attention_reference(const std::vector<float>& q, int64_t rows
 
 TEST(Ops, AttentionMatchesReferenceWithGroupsPastAndOddShapes) {
   for (auto [rows, kv_len, heads, kv_heads, d, causal] :
-       {std::tuple{7, 7, 6, 2, 10, true}, {3, 11, 4, 4, 6, true}, {1, 13, 9, 3, 64, true}, {5, 5, 3, 1, 14, false}}) {
+       {std::tuple{7, 7, 6, 2, 10, true}, {3, 11, 4, 4, 6, true}, {1, 13, 9, 3, 64, true}, {5, 5, 3, 1, 14, false},
+        {19, 19, 6, 3, 10, true}, {9, 30, 4, 2, 64, true}, {21, 21, 3, 3, 7, false}}) {
     const auto q = random_vec(static_cast<size_t>(rows * heads * d), 1);
     const auto k = random_vec(static_cast<size_t>(kv_len * kv_heads * d), 2);
     const auto v = random_vec(k.size(), 3);
