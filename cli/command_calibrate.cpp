@@ -17,13 +17,13 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/model_backend.h"
 #include "cli/progress.h"
 #include "cli/text_input.h"
 #include "io/calibration.h"
 #include "io/checkpoint_writer.h"
 #include "io/error.h"
 #include "io/safetensors_writer.h"
-#include "kernels/backend.h"
 #include "model/calibration_recorder.h"
 #include "model/model.h"
 #include "model/tokenizer.h"
@@ -131,11 +131,7 @@ void run_calibrate(const CalibrateOptions& o) {
                                    {"source", source.dump()}},
                            m.linears().size() * 6);
   model::RunContext ctx;
-  if (o.backend != "cpu")
-    for (const auto& b : kernels::list_backends())
-      if (b.name == "cuda" && b.usable) ctx.backend = kernels::Backend::Cuda;
-  if (o.backend == "cuda" && ctx.backend != kernels::Backend::Cuda)
-    throw Error("--backend cuda: no usable CUDA device; use --backend cpu or auto");
+  ctx.backend = model_backend(o.backend);
   for (size_t p = 0; p < passes.size(); ++p) {
     model::CalibrationRecorder recorder(passes[p], o.rows, tokens);
     ctx.observer = recorder.observer();

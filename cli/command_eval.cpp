@@ -14,12 +14,12 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/model_backend.h"
 #include "cli/progress.h"
 #include "cli/text_input.h"
 #include "eval/eval_report.h"
 #include "io/error.h"
 #include "io/report_file.h"
-#include "kernels/backend.h"
 #include "model/model.h"
 #include "model/tokenizer.h"
 
@@ -45,18 +45,6 @@ model::Tokenizer tokenizer_for(const model::Model& m, const model::Model* ref, s
   }
 }
 
-kernels::Backend eval_backend(const std::string& wanted, std::string& name) {
-  name = "cpu";
-  if (wanted == "cpu") return kernels::Backend::Cpu;
-  for (const auto& b : kernels::list_backends())
-    if (b.name == "cuda" && b.usable) {
-      name = "cuda";
-      return kernels::Backend::Cuda;
-    }
-  if (wanted == "cuda") throw Error("--backend cuda: no usable CUDA device; use --backend cpu or auto");
-  return kernels::Backend::Cpu;
-}
-
 void run_eval(const EvalOptions& o) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
@@ -69,7 +57,7 @@ void run_eval(const EvalOptions& o) {
   report.reference = o.reference;
   report.text_path = o.text;
   report.text_bytes = text.size();
-  const kernels::Backend backend = eval_backend(o.backend, report.backend);
+  const kernels::Backend backend = model_backend(o.backend, &report.backend);
 
   std::cerr << "eval: loading " << o.model << "\n";
   model::Model m = model::load_model(o.model);

@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/model_backend.h"
 #include "io/error.h"
 #include "io/safetensors_writer.h"
-#include "kernels/backend.h"
 #include "model/model.h"
 
 namespace modelpress::cli {
@@ -20,14 +20,6 @@ struct ForwardOptions {
   std::vector<int64_t> ids;
   int64_t prefill = -1;
 };
-
-kernels::Backend forward_backend(const std::string& wanted) {
-  if (wanted == "cpu") return kernels::Backend::Cpu;
-  for (const auto& b : kernels::list_backends())
-    if (b.name == "cuda" && b.usable) return kernels::Backend::Cuda;
-  if (wanted == "cuda") throw Error("--backend cuda: no usable CUDA device; use --backend cpu or auto");
-  return kernels::Backend::Cpu;
-}
 
 void append_f32(SafetensorsWriter& w, const std::string& name, const std::vector<float>& v, const Shape& shape) {
   w.append(name, DType::F32, shape, std::as_bytes(std::span<const float>(v)));
@@ -43,7 +35,7 @@ void run_forward(const ForwardOptions& o) {
   if (std::filesystem::exists(o.out)) throw Error(o.out + ": exists; remove it or choose another -o");
   model::Model m = model::load_model(o.model);
   model::RunContext ctx;
-  ctx.backend = forward_backend(o.backend);
+  ctx.backend = model_backend(o.backend);
   const int64_t t = static_cast<int64_t>(ids.size());
   SafetensorsWriter w(o.out, {{"model", o.model}});
   if (m.bert) {
