@@ -4,12 +4,9 @@
 // cosine per sentence and the Spearman correlation of pairwise similarities
 // (eval/encoder_eval.h). docs/EVAL.md explains each number.
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -32,8 +29,8 @@ struct EvalOptions {
   bool json = false;
 };
 
-// The model's own tokenizer; a checkpoint without one (a folder `convert --hf` wrote from a
-// GGUF file) borrows the reference's, and the report says so.
+// The model's own tokenizer; a checkpoint without one (a folder that carries no
+// tokenizer.json) borrows the reference's, and the report says so.
 model::Tokenizer tokenizer_for(const model::Model& m, const model::Model* ref, std::vector<std::string>& notes) {
   try {
     return model::Tokenizer::for_checkpoint(m.checkpoint);
