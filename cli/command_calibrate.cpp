@@ -106,13 +106,21 @@ void run_calibrate(const CalibrateOptions& o) {
   const uint64_t budget = parse_byte_size(o.stats_memory);
   if (std::filesystem::exists(o.out) && !o.overwrite)
     throw Error(o.out + ": exists; pass --overwrite to replace it");
-  const std::string text = read_text_file(o.text);
   model::Model m = model::load_model(o.model);
-  const model::Tokenizer tok = model::Tokenizer::for_checkpoint(m.checkpoint);
-  const auto samples = make_samples(m, tok, text, o);
-  if (samples.empty()) throw Error(o.text + ": the text gives no sample");
+  std::vector<std::vector<int32_t>> samples;
+  std::vector<std::vector<float>> images;  // ViT: synthetic images (no image data set is reachable here)
   int64_t tokens = 0;
-  for (const auto& s : samples) tokens += static_cast<int64_t>(s.size());
+  if (m.vit) {
+    images = model::synthetic_images(o.samples, m.config.channels, m.config.image_size, 0);
+    tokens = o.samples * m.vit->tokens_per_image();
+  } else {
+    if (o.text.empty()) throw Error("--text FILE is required for text models (" + m.config.architecture + ")");
+    const std::string text = read_text_file(o.text);
+    const model::Tokenizer tok = model::Tokenizer::for_checkpoint(m.checkpoint);
+    samples = make_samples(m, tok, text, o);
+    if (samples.empty()) throw Error(o.text + ": the text gives no sample");
+    for (const auto& s : samples) tokens += static_cast<int64_t>(s.size());
+  }
 
   // Layers in forward order, split into passes that fit the memory budget.
   std::vector<std::vector<model::CalibrationRecorder::Layer>> passes(1);
@@ -124,8 +132,12 @@ void run_calibrate(const CalibrateOptions& o) {
       passes.push_back({{l->name(), l->k()}});
     }
   }
-  const nlohmann::json source = {{"tool", "modelpress calibrate"}, {"model", o.model},   {"text", o.text},
-                                 {"samples", samples.size()},      {"tokens", tokens}, {"seq_len", o.seq_len}};
+  const nlohmann::json source = {{"tool", "modelpress calibrate"},
+                                 {"model", o.model},
+                                 {"text", m.vit ? "synthetic images (seed 0)" : o.text},
+                                 {"samples", m.vit ? images.size() : samples.size()},
+                                 {"tokens", tokens},
+                                 {"seq_len", o.seq_len}};
   SafetensorsWriter writer(o.out, {{"format", std::string(CalibrationFile::kFormat)},
                                    {"version", std::string(CalibrationFile::kVersion)},
                                    {"source", source.dump()}},
@@ -139,15 +151,26 @@ void run_calibrate(const CalibrateOptions& o) {
     for (const auto& l : passes[p]) need_logits |= l.name == "lm_head";
     {
       Progress progress("calibrate: pass " + std::to_string(p + 1) + "/" + std::to_string(passes.size()),
-                        samples.size());
-      run_samples(m, samples, need_logits, ctx, progress);
+                        m.vit ? (images.size() + 7) / 8 : samples.size());
+      if (m.vit) {
+        for (size_t i = 0; i < images.size(); i += 8) {  // batches of 8 images, as eval runs them
+          std::vector<const float*> batch;
+          for (size_t j = i; j < std::min(images.size(), i + 8); ++j) batch.push_back(images[j].data());
+          const std::vector<float> states = m.vit->forward(batch, ctx);
+          if (m.vit->has_classifier()) (void)m.vit->classify(states, static_cast<int64_t>(batch.size()), ctx);
+          progress.step("");
+        }
+      } else {
+        run_samples(m, samples, need_logits, ctx, progress);
+      }
     }
     if (!ctx.first_nonfinite.empty())
       throw Error(o.model + ": non-finite activations, first at " + ctx.first_nonfinite + "; nothing was written");
     recorder.write(writer);
   }
   writer.finish();
-  std::cout << "recorded " << m.linears().size() << " layers over " << samples.size() << " samples (" << tokens
+  std::cout << "recorded " << m.linears().size() << " layers over " << (m.vit ? images.size() : samples.size())
+            << (m.vit ? " synthetic images (" : " samples (") << tokens
             << " tokens) in " << passes.size() << " pass(es) to " << o.out << "\n";
 }
 
@@ -161,7 +184,7 @@ void set_calibrate_command(CLI::App& app) {
       "tokens its per-channel absmax/min/max and Gram matrix X^T X (docs/CALIBRATION.md)");
   cmd->add_option("model", o->model, "Checkpoint: Hugging Face folder (with tokenizer.json) or GGUF file")->required();
   cmd->add_option("--text", o->text, "UTF-8 text to run (decoders: one stream cut into --seq-len windows; "
-                                     "encoders: one sentence per line)")->required();
+                                     "encoders: one sentence per line); ViT models run --samples synthetic images");
   cmd->add_option("-o,--out", o->out, "Calibration file to write (.safetensors)")->required();
   cmd->add_option("--samples", o->samples, "Sequences to run (decoders: windows; encoders: lines); default 8");
   cmd->add_option("--seq-len", o->seq_len, "Tokens per sequence (default 512; encoders also stop at their "

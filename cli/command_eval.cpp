@@ -25,7 +25,8 @@ namespace {
 
 struct EvalOptions {
   std::string model, reference, text, report, backend = "auto";
-  int64_t ctx = 512, stride = 0, max_tokens = 4096, decode_tokens = 0;
+  int64_t ctx = 512, stride = 0, max_tokens = 4096, decode_tokens = 0, images = 32;
+  uint64_t image_seed = 0;
   bool json = false;
 };
 
@@ -42,12 +43,16 @@ model::Tokenizer tokenizer_for(const model::Model& m, const model::Model* ref, s
   }
 }
 
+void finish(const EvalOptions& o, eval::EvalReport& report, std::chrono::steady_clock::time_point start);
+
+const char* family_name(const model::Model& m) { return m.bert ? "BERT encoder" : m.vit ? "ViT" : "decoder"; }
+
 void run_eval(const EvalOptions& o) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   if (!o.report.empty()) (void)report_kind_for(o.report);  // a bad extension fails before any work
   if (o.max_tokens < 2) throw Error("--max-tokens must be at least 2");
-  const std::string text = read_text_file(o.text);
+  const std::string text = o.text.empty() ? std::string() : read_text_file(o.text);
 
   eval::EvalReport report;
   report.model = o.model;
@@ -63,10 +68,17 @@ void run_eval(const EvalOptions& o) {
     std::cerr << "eval: loading reference " << o.reference << "\n";
     ref = std::make_unique<model::Model>(model::load_model(o.reference));
     if (ref->config.family != m.config.family)
-      throw Error("--reference " + o.reference + ": a " + (ref->bert ? "BERT encoder" : "decoder") + ", the model is a " +
-                  (m.bert ? "BERT encoder" : "decoder"));
+      throw Error("--reference " + o.reference + ": a " + family_name(*ref) + ", the model is a " + family_name(m));
   }
   report.architecture = m.config.architecture;
+  if (m.vit) {
+    report.vit = eval::evaluate_vit(*m.vit, ref ? ref->vit.get() : nullptr, o.images, o.image_seed, backend);
+    report.notes.push_back("ViT is evaluated on deterministic synthetic images (no image data set is reachable "
+                           "here): the numbers compare the two models, they are not accuracy on real images");
+    finish(o, report, start);
+    return;
+  }
+  if (o.text.empty()) throw Error("--text FILE is required for text models (" + m.config.architecture + ")");
   const model::Tokenizer tok = tokenizer_for(m, ref.get(), report.notes);
   report.tokenizer = tok.type();
 
@@ -106,7 +118,12 @@ void run_eval(const EvalOptions& o) {
     };
     report.encoder = eval::evaluate_encoder(*m.bert, ref ? ref->bert.get() : nullptr, sentences, e);
   }
-  report.seconds = std::chrono::duration<double>(clock::now() - start).count();
+  finish(o, report, start);
+}
+
+// Writes the report, prints it, and turns non-finite activations into the command's error.
+void finish(const EvalOptions& o, eval::EvalReport& report, std::chrono::steady_clock::time_point start) {
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!o.report.empty()) eval::write_eval_report(o.report, report);
   if (o.json)
     std::cout << eval::eval_report_json(report).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
@@ -114,9 +131,12 @@ void run_eval(const EvalOptions& o) {
   else
     std::cout << "eval " << o.model << (o.reference.empty() ? "" : " against " + o.reference) << "\n"
               << eval::eval_report_text(report);
-  const std::string nf = report.decoder ? report.decoder->first_nonfinite : report.encoder->first_nonfinite;
-  const std::string ref_nf =
-      report.decoder ? report.decoder->reference_first_nonfinite : report.encoder->reference_first_nonfinite;
+  const std::string nf = report.decoder ? report.decoder->first_nonfinite
+                         : report.encoder ? report.encoder->first_nonfinite
+                                          : report.vit->first_nonfinite;
+  const std::string ref_nf = report.decoder ? report.decoder->reference_first_nonfinite
+                             : report.encoder ? report.encoder->reference_first_nonfinite
+                                              : report.vit->reference_first_nonfinite;
   if (!nf.empty()) throw Error(o.model + ": non-finite activations, first at " + nf + "; the numbers above are not valid");
   if (!ref_nf.empty())
     throw Error(o.reference + ": non-finite activations, first at " + ref_nf + "; the numbers above are not valid");
@@ -129,13 +149,16 @@ void set_eval_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "eval",
       "Model-level accuracy through modelpress's own forward: perplexity, and KL divergence / top-1 agreement "
-      "against a reference (decoders); sentence-embedding cosine and Spearman against a reference (encoders)");
+      "against a reference (decoders); sentence-embedding cosine and Spearman against a reference (encoders); "
+      "CLS-feature and logit cosine on synthetic images (ViT)");
   cmd->add_option("model", o->model, "Checkpoint to evaluate: Hugging Face folder (any format modelpress writes) or "
                                      "GGUF file")->required();
   cmd->add_option("--reference", o->reference, "The checkpoint it was compressed from: adds KLD / cosine against it");
   cmd->add_option("--text", o->text, "UTF-8 text to evaluate on (decoders: one stream; encoders: one sentence per "
-                                     "line); docs/EVAL.md names the default text scripts/fetch_eval_text.sh fetches")
-      ->required();
+                                     "line; required for text models); docs/EVAL.md names the default text "
+                                     "scripts/fetch_eval_text.sh fetches");
+  cmd->add_option("--images", o->images, "ViT: synthetic images to compare on (default 32)")->check(CLI::Range(1, 100000));
+  cmd->add_option("--image-seed", o->image_seed, "ViT: seed of the synthetic images (default 0)");
   cmd->add_option("--ctx", o->ctx, "Decoders: window length in tokens (default 512)")->check(CLI::PositiveNumber);
   cmd->add_option("--stride", o->stride, "Decoders: tokens between window starts (default ctx/2)")
       ->check(CLI::PositiveNumber);

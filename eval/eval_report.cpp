@@ -76,6 +76,19 @@ std::vector<Row> rows_of(const EvalReport& r) {
                       "rank correlation of all " + std::to_string(e->pairs) + " pairwise similarities"});
     }
   }
+  if (const auto& v = r.vit) {
+    rows.push_back({"images", std::to_string(v->images),
+                    "SYNTHETIC (seed " + std::to_string(v->seed) + "): no image data set is reachable here"});
+    rows.push_back({"speed", fmt(v->images_per_s, "%.1f") + " images/s", "batches of 8"});
+    if (v->has_reference) {
+      rows.push_back({"CLS cosine mean", fmt(v->cls_cosine_mean, "%.6f"), "CLS feature vs the reference's"});
+      rows.push_back({"CLS cosine min", fmt(v->cls_cosine_min, "%.6f"), "the worst image"});
+      if (v->has_logits) {
+        rows.push_back({"logit cosine mean", fmt(v->logit_cosine_mean, "%.6f"), "classifier logits vs the reference's"});
+        rows.push_back({"top-1 agreement", fmt(100 * v->top1_agreement, "%.2f%%"), "same predicted label"});
+      }
+    }
+  }
   return rows;
 }
 
@@ -83,6 +96,7 @@ std::string nonfinite_line(const EvalReport& r) {
   std::string model, ref;
   if (r.decoder) model = r.decoder->first_nonfinite, ref = r.decoder->reference_first_nonfinite;
   if (r.encoder) model = r.encoder->first_nonfinite, ref = r.encoder->reference_first_nonfinite;
+  if (r.vit) model = r.vit->first_nonfinite, ref = r.vit->reference_first_nonfinite;
   std::string s;
   if (!model.empty()) s += "non-finite activations in the model, first at " + model + ". ";
   if (!ref.empty()) s += "non-finite activations in the reference, first at " + ref + ".";
@@ -116,6 +130,20 @@ BarChart chart_of(const EvalReport& r) {
     }
     c.series.push_back(std::move(s));
     c.format = [](double v) { return fmt(v, "%.5f"); };
+  } else if (r.vit && r.vit->has_reference) {
+    const auto& v = *r.vit;
+    c.title = "CLS-feature cosine to the reference, worst synthetic images";
+    c.axis_label = "cosine, 1 is identical";
+    std::vector<size_t> order(v.cls_cosine.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v.cls_cosine[a] < v.cls_cosine[b]; });
+    ChartSeries s{"cosine", "#f28e2b", {}};
+    for (size_t i = 0; i < std::min<size_t>(20, order.size()); ++i) {
+      c.categories.push_back("image " + std::to_string(order[i]));
+      s.values.push_back(v.cls_cosine[order[i]]);
+    }
+    c.series.push_back(std::move(s));
+    c.format = [](double x) { return fmt(x, "%.5f"); };
   }
   return c;
 }
@@ -171,6 +199,21 @@ ordered_json eval_report_json(const EvalReport& r) {
       ej["cosine_per_sentence"] = per;
     }
     j["encoder"] = ej;
+  }
+  if (const auto& v = r.vit) {
+    ordered_json vj;
+    vj["images"] = v->images;
+    vj["synthetic"] = true;
+    vj["seed"] = v->seed;
+    vj["images_per_s"] = number(v->images_per_s);
+    if (v->has_reference) {
+      vj["cls_cosine"] = {{"mean", number(v->cls_cosine_mean)}, {"min", number(v->cls_cosine_min)}};
+      if (v->has_logits) {
+        vj["logit_cosine"] = {{"mean", number(v->logit_cosine_mean)}, {"min", number(v->logit_cosine_min)}};
+        vj["top1_agreement"] = number(v->top1_agreement);
+      }
+    }
+    j["vit"] = vj;
   }
   const std::string nf = nonfinite_line(r);
   j["nonfinite"] = nf.empty() ? ordered_json(nullptr) : ordered_json(nf);

@@ -1,6 +1,6 @@
 // What `modelpress eval` found, and its writers: JSON (stable keys, for scripts and CI),
 // Markdown and a self-contained HTML page with a chart (KLD by position in the window for
-// decoders, the cosine of the worst sentences for encoders). The file's extension picks the
+// decoders, the cosine of the worst sentences or images for encoders and ViT). The file's extension picks the
 // form, as for validate's reports (io/report_file.h).
 #pragma once
 #include <cstdint>
@@ -12,6 +12,7 @@
 
 #include "eval/decoder_eval.h"
 #include "eval/encoder_eval.h"
+#include "eval/vit_eval.h"
 
 namespace modelpress::eval {
 
@@ -24,6 +25,7 @@ struct EvalReport {
   std::string tokenizer;          // "BPE", "WordPiece"
   std::optional<DecoderEval> decoder;
   std::optional<EncoderEval> encoder;
+  std::optional<VitEval> vit;
   std::vector<std::string> notes;
   double seconds = 0;
 };

@@ -11,6 +11,8 @@ namespace {
 
 const std::set<std::string> kBert = {"BertModel", "BertForMaskedLM", "BertForSequenceClassification",
                                      "BertForPreTraining"};
+const std::set<std::string> kVit = {"ViTModel", "ViTForImageClassification", "DeiTModel",
+                                    "DeiTForImageClassification"};
 const std::set<std::string> kDecoders = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM",
                                          "Qwen3ForCausalLM", "MixtralForCausalLM"};
 
@@ -88,7 +90,7 @@ void check_heads(ModelConfig& c, const std::string& path) {
 
 std::string supported_architectures() {
   std::string s;
-  for (const auto* set : {&kBert, &kDecoders})
+  for (const auto* set : {&kBert, &kVit, &kDecoders})
     for (const auto& a : *set) s += (s.empty() ? "" : ", ") + a;
   return s + "; GGUF general.architecture llama";
 }
@@ -106,12 +108,31 @@ ModelConfig config_from_json(const nlohmann::json& j, const std::string& path) {
     const std::string type = k.string_or("model_type", "");
     if (type == "bert") arch = "BertModel";
     else if (type == "llama") arch = "LlamaForCausalLM";
+    else if (type == "vit") arch = "ViTModel";
   }
   c.architecture = arch;
   c.hidden = k.positive("hidden_size");
   c.layers = k.positive("num_hidden_layers");
   c.heads = k.positive("num_attention_heads");
   c.intermediate = k.positive("intermediate_size");
+  if (kVit.count(arch)) {
+    c.family = Family::Vit;
+    c.kv_heads = c.heads;
+    if (c.hidden % c.heads != 0) fail_file(path, "hidden_size is not a multiple of num_attention_heads");
+    c.head_dim = c.hidden / c.heads;
+    c.image_size = k.positive("image_size");
+    c.patch_size = k.positive("patch_size");
+    c.channels = k.positive_or("num_channels", 3);
+    if (c.image_size % c.patch_size != 0) fail_file(path, "image_size is not a multiple of patch_size");
+    c.distillation_token = arch.rfind("DeiT", 0) == 0;
+    const int64_t side = c.image_size / c.patch_size;
+    c.max_positions = side * side + 1 + (c.distillation_token ? 1 : 0);
+    c.norm_eps = k.number_or("layer_norm_eps", 1e-12);
+    c.qkv_bias = k.flag_or("qkv_bias", true);
+    c.hidden_act = k.string_or("hidden_act", "gelu");
+    if (c.hidden_act != "gelu") fail_file(path, "hidden_act \"" + c.hidden_act + "\" is not supported for ViT (gelu)");
+    return c;
+  }
   c.vocab = k.positive("vocab_size");
   c.max_positions = k.positive("max_position_embeddings");
   if (kBert.count(arch)) {

@@ -18,6 +18,7 @@ namespace modelpress::model {
 enum class Family {
   Bert,     // BertModel encoder (all-MiniLM-L6-v2, sentence-transformers)
   Decoder,  // LLaMA family: LLaMA, Mistral, Qwen2, Qwen3, SmolLM2; Mixtral-style MoE
+  Vit,      // ViTModel / DeiTModel image encoder (and their image-classification heads)
 };
 
 // RoPE frequency scaling (config.json "rope_scaling"). Llama3 follows transformers'
@@ -46,6 +47,11 @@ struct ModelConfig {
   int64_t experts_per_token = 0;
   // BERT
   int64_t type_vocab = 0;
+  // ViT / DeiT: square images of image_size pixels cut into patch_size patches; DeiT adds a
+  // distillation token after the CLS token.
+  int64_t image_size = 0, patch_size = 0, channels = 0;
+  bool distillation_token = false;
+  bool qkv_bias = true;
 };
 
 // From a Hugging Face config.json object; `path` names the file in errors.

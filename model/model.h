@@ -8,6 +8,7 @@
 #include "model/bert.h"
 #include "model/config.h"
 #include "model/decoder.h"
+#include "model/vit.h"
 
 namespace modelpress::model {
 
@@ -17,8 +18,11 @@ struct Model {
   ModelConfig config;
   std::unique_ptr<DecoderModel> decoder;  // Family::Decoder
   std::unique_ptr<BertModel> bert;        // Family::Bert
+  std::unique_ptr<VitModel> vit;          // Family::Vit
 
-  std::vector<const Linear*> linears() const { return decoder ? decoder->linears() : bert->linears(); }
+  std::vector<const Linear*> linears() const {
+    return decoder ? decoder->linears() : bert ? bert->linears() : vit->linears();
+  }
 };
 
 // Opens `path` (HF folder, sharded or not, or a GGUF file) and reads every weight.

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/cli_runner.h"
+#include "tests/model/tiny_vit.h"
 
 namespace modelpress::testing {
 namespace {
@@ -206,6 +207,38 @@ TEST_F(EvalCli, CalibrateRefusesAnExistingOutputAndLeavesNothingOnError) {
   r = run(dir, "calibrate '" + dir / "m" + "' --text '" + dir / "text.txt" + "' -o '" + dir / "c.safetensors" + "'");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("--overwrite"), std::string::npos) << r.err;
+}
+
+TEST(EvalCliVit, SyntheticImagesAgainstItselfAndQuantized) {
+  TempDir dir;
+  write_tiny_vit(dir / "vit", /*labels=*/6);
+  auto r = run(dir, "eval '" + dir / "vit" + "' --reference '" + dir / "vit" + "' --images 5 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j["vit"]["synthetic"].get<bool>());
+  EXPECT_EQ(j["vit"]["images"].get<int>(), 5);
+  EXPECT_NEAR(j["vit"]["cls_cosine"]["min"].get<double>(), 1.0, 1e-12);
+  EXPECT_DOUBLE_EQ(j["vit"]["top1_agreement"].get<double>(), 1.0);
+  ASSERT_EQ(run(dir, "quantize '" + dir / "vit" + "' -o '" + dir / "q" + "' --method w8a8").status, 0);
+  r = run(dir, "eval '" + dir / "q" + "' --reference '" + dir / "vit" + "' --images 5 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  const double cos = j["vit"]["cls_cosine"]["mean"].get<double>();
+  EXPECT_LT(cos, 1.0);
+  EXPECT_GT(cos, 0.99);
+  // calibrate runs synthetic images through it, and validate reads the file.
+  r = run(dir, "calibrate '" + dir / "vit" + "' -o '" + dir / "c.safetensors" + "' --samples 4");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(run(dir, "validate --original '" + dir / "vit" + "' --compressed '" + dir / "q" + "' --calib '" +
+                         dir / "c.safetensors" + "' --json").status, 0);
+}
+
+TEST(EvalCliVit, TextModelsStillNeedText) {
+  TempDir dir;
+  write_model(dir / "m");
+  const auto r = run(dir, "eval '" + dir / "m" + "'");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("--text FILE is required"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -144,3 +144,28 @@ def test_forward_refuses_bad_models(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode != 0 and "GPTNeoXForCausalLM" in r.stderr and "LlamaForCausalLM" in r.stderr
     assert not (tmp_path / "x.st").exists()
+
+
+@pytest.mark.parametrize("kind", ["ViTModel", "ViTForImageClassification", "DeiTModel"])
+def test_vit_hidden_states_and_logits_equal_transformers(modelpress, tmp_path, kind):
+    from safetensors.numpy import save_file
+    torch.manual_seed(5)
+    config_cls = transformers.DeiTConfig if kind.startswith("DeiT") else transformers.ViTConfig
+    cfg = config_cls(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=40, image_size=24,
+                     patch_size=8, num_channels=3, num_labels=7)
+    extra = {} if kind == "ViTForImageClassification" else {"add_pooling_layer": False}
+    model = getattr(transformers, kind)(cfg, **extra).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "layernorm" in name or name.endswith(".bias") or "token" in name or "position" in name:
+                p.add_(torch.randn_like(p) * 0.3)
+        pixels = torch.rand(2, 3, 24, 24) * 2 - 1
+        out = model(pixel_values=pixels, **({"output_hidden_states": True} if "Classification" in kind else {}))
+    model.save_pretrained(tmp_path / "vit")
+    save_file({"pixel_values": pixels.numpy()}, str(tmp_path / "pixels.safetensors"))
+    modelpress("forward", tmp_path / "vit", "--pixels", tmp_path / "pixels.safetensors", "-o", tmp_path / "out.st")
+    got = load_file(str(tmp_path / "out.st"))
+    if "Classification" in kind:
+        close(got["logits"], out.logits.numpy())
+    else:
+        close(got["last_hidden_state"], out.last_hidden_state.numpy())

@@ -15,6 +15,7 @@
 #include "model/ops.h"
 #include "quant/lut_decompress.h"
 #include "quant/quantize_checkpoint.h"
+#include "tests/model/tiny_vit.h"
 #include "tests/test_util.h"
 
 namespace modelpress::model {
@@ -256,6 +257,44 @@ TEST(ModelErrors, MissingConfigJsonIsNamed) {
   std::filesystem::remove(dir / "m/config.json");
   const std::string e = error_of(dir / "m");
   EXPECT_NE(e.find("config.json"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace modelpress::model
+
+namespace modelpress::model {
+namespace {
+
+// Images run together attend only to themselves: a batch gives each image's own states.
+TEST(Vit, ABatchEqualsEachImageAlone) {
+  TempDir dir;
+  modelpress::testing::write_tiny_vit(dir / "vit", /*labels=*/5);
+  const Model m = load_model(dir / "vit");
+  ASSERT_TRUE(m.vit);
+  EXPECT_EQ(m.vit->tokens_per_image(), 5);
+  const auto images = synthetic_images(3, 2, 8, 7);
+  RunContext ctx;
+  const auto together = m.vit->forward({images[0].data(), images[1].data(), images[2].data()}, ctx);
+  const int64_t per = 5 * 16;
+  for (int i = 0; i < 3; ++i) {
+    const auto alone = m.vit->forward({images[static_cast<size_t>(i)].data()}, ctx);
+    for (int64_t j = 0; j < per; ++j) ASSERT_NEAR(together[i * per + j], alone[j], 1e-5);
+  }
+  const auto logits = m.vit->classify(together, 3, ctx);
+  EXPECT_EQ(logits.size(), 15u);
+  EXPECT_EQ(ctx.first_nonfinite, "");
+  EXPECT_EQ(synthetic_images(3, 2, 8, 7), images) << "synthetic images are deterministic";
+  EXPECT_NE(synthetic_images(1, 2, 8, 8)[0], images[0]);
+}
+
+TEST(Vit, MissingImageSizeIsNamed) {
+  TempDir dir;
+  modelpress::testing::write_tiny_vit(dir / "vit");
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(dir / "vit/config.json"));
+  j.erase("image_size");
+  std::ofstream(dir / "vit/config.json") << j.dump();
+  const std::string e = error_of(dir / "vit");
+  EXPECT_NE(e.find("image_size"), std::string::npos) << e;
 }
 
 }  // namespace
