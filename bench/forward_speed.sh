@@ -25,7 +25,7 @@ echo "| runtime | weights | prefill 512 (tok/s) | decode 64 (tok/s) |"
 echo "|---|---|---:|---:|"
 for rep in 1 2; do  # two rounds, alternating, so drift shows
   for m in f32 llm-int8 w4a16; do
-    "$bin" eval "$out/$m" --reference "$gguf" --text "$text" --max-tokens 513 --ctx 512 --decode-tokens 64 --json \
+    "$bin" eval "$out/$m" --text "$text" --max-tokens 513 --ctx 512 --decode-tokens 64 --json \
       2>/dev/null | python3 -c "
 import json, sys
 s = json.load(sys.stdin)['decoder']['speed']

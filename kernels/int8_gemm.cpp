@@ -67,8 +67,10 @@ void int8_gemm_blocked(Int8BlockFn block, const int8_t* a, const int8_t* b, int3
   const int64_t mblocks = (m + kInt8MC - 1) / kInt8MC;
   const int64_t nblocks = (n + kInt8NC - 1) / kInt8NC;
   const int64_t tasks = mblocks * nblocks;
-  // Threads only where there is work to share: ~1 M multiply-adds per thread start.
-  const bool parallel = tasks > 1 && m * n * k >= (int64_t{1} << 20);
+  // Threads only where there is work to share: ~1 M multiply-adds per thread start. A
+  // product of a few rows (decoding) streams its weight instead, and splits from 256 K on.
+  const int64_t min_work = m <= 4 ? int64_t{1} << 18 : int64_t{1} << 20;
+  const bool parallel = tasks > 1 && m * n * k >= min_work;
   // Consecutive tasks walk N within one block of A, which then stays in cache.
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (int64_t t = 0; t < tasks; ++t) {
