@@ -89,13 +89,11 @@ void run_samples(const model::Model& m, const std::vector<std::vector<int32_t>>&
     return;
   }
   for (const auto& s : samples) {
-    {
-      model::KvCache cache = m.decoder->new_cache(static_cast<int64_t>(s.size()));
-      const std::vector<float> hidden = m.decoder->forward(s, cache, ctx);
-      if (need_logits) {  // only so lm_head sees its inputs
-        logits.resize(s.size() * static_cast<size_t>(m.config.vocab));
-        m.decoder->logits(hidden.data(), static_cast<int64_t>(s.size()), logits.data(), ctx);
-      }
+    model::KvCache cache = m.decoder->new_cache(static_cast<int64_t>(s.size()));
+    const std::vector<float> hidden = m.decoder->forward(s, cache, ctx);
+    if (need_logits) {  // only so lm_head sees its inputs
+      logits.resize(s.size() * static_cast<size_t>(m.config.vocab));
+      m.decoder->logits(hidden.data(), static_cast<int64_t>(s.size()), logits.data(), ctx);
     }
     progress.step("");
   }
