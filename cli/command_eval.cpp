@@ -90,11 +90,8 @@ void run_eval(const EvalOptions& o) {
                              " tokens (--max-tokens)");
     }
     eval::DecoderEvalOptions d;
-    d.ctx = std::min<int64_t>(o.ctx, static_cast<int64_t>(ids.size()));
-    d.stride = o.stride > 0 ? o.stride : std::max<int64_t>(1, d.ctx / 2);
-    if (o.ctx > m.config.max_positions)  // checked here too: ctx was just clamped to the text
-      throw Error("--ctx " + std::to_string(o.ctx) + " exceeds the model's maximum position " +
-                  std::to_string(m.config.max_positions));
+    d.ctx = o.ctx;
+    d.stride = o.stride;
     d.decode_tokens = o.decode_tokens;
     d.backend = backend;
     auto progress = std::make_shared<std::optional<Progress>>();

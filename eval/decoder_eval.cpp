@@ -72,24 +72,27 @@ DecoderEval evaluate_decoder(const model::DecoderModel& model, const model::Deco
   if (reference && o.ctx > reference->config().max_positions)
     throw Error("--ctx " + std::to_string(o.ctx) + " exceeds the reference's maximum position " +
                 std::to_string(reference->config().max_positions));
-  if (o.stride < 1 || o.stride > o.ctx) throw Error("--stride must lie in [1, --ctx]");
   if (n < 2) throw Error("the text gives " + std::to_string(n) + " token(s); perplexity needs at least 2");
+  // A text shorter than the window is one window over all of it.
+  const int64_t window = std::min(o.ctx, n);
+  const int64_t stride = o.stride > 0 ? o.stride : std::max<int64_t>(1, window / 2);
+  if (stride > window) throw Error("--stride must lie in [1, --ctx]");
   check_pair(model, reference);
 
   DecoderEval r;
   r.tokens = n;
-  r.ctx = o.ctx;
-  r.stride = o.stride;
+  r.ctx = window;
+  r.stride = stride;
   r.has_reference = reference != nullptr;
-  r.bucket = std::max<int64_t>(1, o.ctx / 16);
+  r.bucket = std::max<int64_t>(1, window / 16);
   const int64_t vocab = model.config().vocab;
-  const std::vector<Window> windows = windows_of(n, o.ctx, o.stride);
+  const std::vector<Window> windows = windows_of(n, window, stride);
   r.windows = static_cast<int64_t>(windows.size());
 
   double nll_sum = 0, ref_nll_sum = 0;
   int64_t agree = 0;
   std::vector<double> klds;
-  std::vector<double> bucket_sum((o.ctx + r.bucket - 1) / r.bucket, 0.0);
+  std::vector<double> bucket_sum((window + r.bucket - 1) / r.bucket, 0.0);
   std::vector<int64_t> bucket_count(bucket_sum.size(), 0);
   model::RunContext ctx, ref_ctx;
   ctx.backend = ref_ctx.backend = o.backend;
@@ -165,7 +168,7 @@ DecoderEval evaluate_decoder(const model::DecoderModel& model, const model::Deco
       r.kld_by_position.push_back(bucket_count[b] ? bucket_sum[b] / static_cast<double>(bucket_count[b]) : NAN);
   }
   if (o.decode_tokens > 0) {
-    const auto prompt = tokens.first(static_cast<size_t>(std::min(n, o.ctx)));
+    const auto prompt = tokens.first(static_cast<size_t>(window));
     const int64_t room = max_pos - static_cast<int64_t>(prompt.size());
     const int64_t steps = std::min(o.decode_tokens, room);
     r.speed = time_decoding(model, prompt, steps, o.backend);

@@ -27,8 +27,8 @@ class DecoderModel;
 namespace modelpress::eval {
 
 struct DecoderEvalOptions {
-  int64_t ctx = 512;
-  int64_t stride = 256;
+  int64_t ctx = 512;   // window length; a text shorter than it is one window
+  int64_t stride = 0;  // tokens between window starts; 0: half the window
   int64_t decode_tokens = 0;  // > 0: also time prefill of `ctx` tokens and this many decode steps
   kernels::Backend backend = kernels::Backend::Cpu;
   // Called after each window (windows done, windows in all).
@@ -58,7 +58,8 @@ struct DecoderEval {
 };
 
 // `tokens`: the text's token ids (at least 2). `reference` may be null. Throws Error for a ctx
-// above the model's positions, a stride outside [1, ctx], or models of different vocabularies.
+// above either model's positions, a stride above the window, or models of different
+// vocabularies or hidden sizes.
 DecoderEval evaluate_decoder(const model::DecoderModel& model, const model::DecoderModel* reference,
                              std::span<const int32_t> tokens, const DecoderEvalOptions& options);
 

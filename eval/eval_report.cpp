@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "io/file_util.h"
+#include "io/report_json.h"
 #include "io/report_file.h"
 #include "io/svg_chart.h"
 
@@ -12,8 +13,6 @@ namespace modelpress::eval {
 namespace {
 
 using nlohmann::ordered_json;
-
-ordered_json number(double v) { return std::isfinite(v) ? ordered_json(v) : ordered_json(nullptr); }
 
 std::string fmt(double v, const char* f = "%.4g") {
   if (!std::isfinite(v)) return "n/a";
@@ -24,9 +23,9 @@ std::string fmt(double v, const char* f = "%.4g") {
 
 ordered_json speed_json(const Speed& s) {
   return {{"prefill_tokens", s.prefill_tokens},
-          {"prefill_tokens_per_s", number(s.prefill_tokens_per_s)},
+          {"prefill_tokens_per_s", json_number(s.prefill_tokens_per_s)},
           {"decode_tokens", s.decode_tokens},
-          {"decode_tokens_per_s", number(s.decode_tokens_per_s)}};
+          {"decode_tokens_per_s", json_number(s.decode_tokens_per_s)}};
 }
 
 // One line of the summary table: what, value, how to read it. The Markdown, HTML and
@@ -148,8 +147,6 @@ BarChart chart_of(const EvalReport& r) {
   return c;
 }
 
-std::string html_escape(const std::string& s) { return xml_escape(s); }
-
 }  // namespace
 
 ordered_json eval_report_json(const EvalReport& r) {
@@ -166,17 +163,17 @@ ordered_json eval_report_json(const EvalReport& r) {
     dj["windows"] = d->windows;
     dj["tokens"] = d->tokens;
     dj["scored_tokens"] = d->scored;
-    dj["nll"] = number(d->nll);
-    dj["perplexity"] = number(d->perplexity);
+    dj["nll"] = json_number(d->nll);
+    dj["perplexity"] = json_number(d->perplexity);
     if (d->has_reference) {
-      dj["reference_nll"] = number(d->reference_nll);
-      dj["reference_perplexity"] = number(d->reference_perplexity);
-      dj["perplexity_delta"] = number(d->perplexity - d->reference_perplexity);
-      dj["kld"] = {{"mean", number(d->kld_mean)}, {"median", number(d->kld_median)}, {"p99", number(d->kld_p99)},
-                   {"max", number(d->kld_max)}};
-      dj["top1_agreement"] = number(d->top1_agreement);
+      dj["reference_nll"] = json_number(d->reference_nll);
+      dj["reference_perplexity"] = json_number(d->reference_perplexity);
+      dj["perplexity_delta"] = json_number(d->perplexity - d->reference_perplexity);
+      dj["kld"] = {{"mean", json_number(d->kld_mean)}, {"median", json_number(d->kld_median)}, {"p99", json_number(d->kld_p99)},
+                   {"max", json_number(d->kld_max)}};
+      dj["top1_agreement"] = json_number(d->top1_agreement);
       ordered_json by = ordered_json::array();
-      for (double v : d->kld_by_position) by.push_back(number(v));
+      for (double v : d->kld_by_position) by.push_back(json_number(v));
       dj["kld_by_position"] = {{"bucket", d->bucket}, {"mean", by}};
     }
     if (d->speed.decode_tokens > 0) {
@@ -189,13 +186,13 @@ ordered_json eval_report_json(const EvalReport& r) {
     ordered_json ej;
     ej["sentences"] = e->sentences;
     ej["tokens"] = e->tokens;
-    ej["tokens_per_s"] = number(e->tokens_per_s);
+    ej["tokens_per_s"] = json_number(e->tokens_per_s);
     if (e->has_reference) {
-      ej["cosine"] = {{"mean", number(e->cosine_mean)}, {"min", number(e->cosine_min)}, {"p01", number(e->cosine_p01)}};
-      ej["spearman"] = number(e->spearman);
+      ej["cosine"] = {{"mean", json_number(e->cosine_mean)}, {"min", json_number(e->cosine_min)}, {"p01", json_number(e->cosine_p01)}};
+      ej["spearman"] = json_number(e->spearman);
       ej["pairs"] = e->pairs;
       ordered_json per = ordered_json::array();
-      for (double v : e->cosine) per.push_back(number(v));
+      for (double v : e->cosine) per.push_back(json_number(v));
       ej["cosine_per_sentence"] = per;
     }
     j["encoder"] = ej;
@@ -205,12 +202,12 @@ ordered_json eval_report_json(const EvalReport& r) {
     vj["images"] = v->images;
     vj["synthetic"] = true;
     vj["seed"] = v->seed;
-    vj["images_per_s"] = number(v->images_per_s);
+    vj["images_per_s"] = json_number(v->images_per_s);
     if (v->has_reference) {
-      vj["cls_cosine"] = {{"mean", number(v->cls_cosine_mean)}, {"min", number(v->cls_cosine_min)}};
+      vj["cls_cosine"] = {{"mean", json_number(v->cls_cosine_mean)}, {"min", json_number(v->cls_cosine_min)}};
       if (v->has_logits) {
-        vj["logit_cosine"] = {{"mean", number(v->logit_cosine_mean)}, {"min", number(v->logit_cosine_min)}};
-        vj["top1_agreement"] = number(v->top1_agreement);
+        vj["logit_cosine"] = {{"mean", json_number(v->logit_cosine_mean)}, {"min", json_number(v->logit_cosine_min)}};
+        vj["top1_agreement"] = json_number(v->top1_agreement);
       }
     }
     j["vit"] = vj;
@@ -218,7 +215,7 @@ ordered_json eval_report_json(const EvalReport& r) {
   const std::string nf = nonfinite_line(r);
   j["nonfinite"] = nf.empty() ? ordered_json(nullptr) : ordered_json(nf);
   j["notes"] = r.notes;
-  j["seconds"] = number(r.seconds);
+  j["seconds"] = json_number(r.seconds);
   return j;
 }
 
@@ -252,18 +249,18 @@ std::string eval_report_html(const EvalReport& r) {
   std::string s = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>modelpress eval</title>\n"
                   "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
                   "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>\n";
-  s += "<h1>modelpress eval</h1>\n<p>Model: <code>" + html_escape(r.model) + "</code>";
-  if (!r.reference.empty()) s += "<br>Reference: <code>" + html_escape(r.reference) + "</code>";
-  s += "<br>Text: <code>" + html_escape(r.text_path) + "</code> (" + std::to_string(r.text_bytes) + " bytes, " +
-       html_escape(r.tokenizer) + " tokenizer). Backend: " + html_escape(r.backend) + ".</p>\n";
+  s += "<h1>modelpress eval</h1>\n<p>Model: <code>" + xml_escape(r.model) + "</code>";
+  if (!r.reference.empty()) s += "<br>Reference: <code>" + xml_escape(r.reference) + "</code>";
+  s += "<br>Text: <code>" + xml_escape(r.text_path) + "</code> (" + std::to_string(r.text_bytes) + " bytes, " +
+       xml_escape(r.tokenizer) + " tokenizer). Backend: " + xml_escape(r.backend) + ".</p>\n";
   s += "<table><tr><th>metric</th><th>value</th><th>meaning</th></tr>\n";
   for (const Row& row : rows_of(r))
-    s += "<tr><td>" + html_escape(row.metric) + "</td><td>" + html_escape(row.value) + "</td><td>" +
-         html_escape(row.meaning) + "</td></tr>\n";
+    s += "<tr><td>" + xml_escape(row.metric) + "</td><td>" + xml_escape(row.value) + "</td><td>" +
+         xml_escape(row.meaning) + "</td></tr>\n";
   s += "</table>\n";
   const std::string nf = nonfinite_line(r);
-  if (!nf.empty()) s += "<p><strong>" + html_escape(nf) + "</strong></p>\n";
-  for (const auto& n : r.notes) s += "<p>Note: " + html_escape(n) + "</p>\n";
+  if (!nf.empty()) s += "<p><strong>" + xml_escape(nf) + "</strong></p>\n";
+  for (const auto& n : r.notes) s += "<p>Note: " + xml_escape(n) + "</p>\n";
   const BarChart chart = chart_of(r);
   if (!chart.categories.empty()) s += svg_bar_chart(chart) + "\n";
   s += "</body></html>\n";

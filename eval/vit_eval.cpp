@@ -5,16 +5,16 @@
 #include <cmath>
 #include <numeric>
 
+#include "eval/metrics.h"
 #include "io/error.h"
 #include "model/vit.h"
 
 namespace modelpress::eval {
 namespace {
 
+// Validate's cosine (eval/metrics.h), with its conventions for zero and non-finite outputs.
 double cosine(const float* a, const float* b, int64_t n) {
-  double ab = 0, aa = 0, bb = 0;
-  for (int64_t i = 0; i < n; ++i) ab += double(a[i]) * b[i], aa += double(a[i]) * a[i], bb += double(b[i]) * b[i];
-  return aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
+  return compare_outputs({a, static_cast<size_t>(n)}, {b, static_cast<size_t>(n)}).cosine;
 }
 
 double mean(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size()); }

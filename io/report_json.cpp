@@ -3,17 +3,20 @@
 #include <cmath>
 
 namespace modelpress {
+
+nlohmann::ordered_json json_number(double v) {
+  return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr);
+}
+
 namespace {
 
 using nlohmann::ordered_json;
 
-ordered_json number(double v) { return std::isfinite(v) ? ordered_json(v) : ordered_json(nullptr); }
-
 ordered_json error_json(const OutputError& e) {
-  return {{"relative_error", number(e.relative_error)},
-          {"sqnr_db", number(e.sqnr_db)},
-          {"cosine", number(e.cosine)},
-          {"max_abs_error", number(e.max_abs_error)}};
+  return {{"relative_error", json_number(e.relative_error)},
+          {"sqnr_db", json_number(e.sqnr_db)},
+          {"cosine", json_number(e.cosine)},
+          {"max_abs_error", json_number(e.max_abs_error)}};
 }
 
 double ratio(double num, double den) { return den > 0 ? num / den : std::nan(""); }
@@ -27,13 +30,13 @@ ordered_json layer_json(const LayerReport& l) {
   j["rows"] = l.rows;
   j["original_bytes"] = l.original_bytes;
   j["packed_bytes"] = l.packed_bytes;
-  j["bits_per_weight"] = number(l.bits_per_weight);
+  j["bits_per_weight"] = json_number(l.bits_per_weight);
   j["error"] = error_json(l.error);
-  j["latency"] = {{"packed_median_us", number(l.packed_latency.median_us)},
+  j["latency"] = {{"packed_median_us", json_number(l.packed_latency.median_us)},
                   {"packed_runs", l.packed_latency.runs},
-                  {"dense_median_us", number(l.dense_latency.median_us)},
+                  {"dense_median_us", json_number(l.dense_latency.median_us)},
                   {"dense_runs", l.dense_latency.runs},
-                  {"speedup", number(ratio(l.dense_latency.median_us, l.packed_latency.median_us))}};
+                  {"speedup", json_number(ratio(l.dense_latency.median_us, l.packed_latency.median_us))}};
   ordered_json steps = ordered_json::array();
   for (const auto& s : l.steps) steps.push_back({{"step", s.step}, {"rows", s.rows}, {"error", error_json(s.error)}});
   j["steps"] = std::move(steps);
@@ -41,7 +44,7 @@ ordered_json layer_json(const LayerReport& l) {
     const auto& o = *l.outliers;
     j["outliers"] = {{"threshold", o.threshold},
                      {"count", o.columns.size()},
-                     {"share", number(o.share)},
+                     {"share", json_number(o.share)},
                      {"columns", o.columns},
                      {"without_decomposition", error_json(o.without_decomposition)},
                      {"paper_mode", o.paper_mode ? error_json(*o.paper_mode) : ordered_json(nullptr)},
@@ -70,19 +73,19 @@ ordered_json validation_report_json(const ValidationReport& r) {
                       {"calibration_source", r.calibration_source}};
   j["size"] = {{"original_checkpoint_bytes", r.original_checkpoint_bytes},
                {"compressed_checkpoint_bytes", r.compressed_checkpoint_bytes},
-               {"checkpoint_ratio", number(ratio(static_cast<double>(r.original_checkpoint_bytes),
+               {"checkpoint_ratio", json_number(ratio(static_cast<double>(r.original_checkpoint_bytes),
                                                  static_cast<double>(r.compressed_checkpoint_bytes)))},
                {"original_layer_bytes", t.original_layer_bytes},
-               {"bits_per_weight", number(t.bits_per_weight)},
+               {"bits_per_weight", json_number(t.bits_per_weight)},
                {"packed_layer_bytes", t.packed_layer_bytes},
-               {"layer_ratio", number(ratio(static_cast<double>(t.original_layer_bytes),
+               {"layer_ratio", json_number(ratio(static_cast<double>(t.original_layer_bytes),
                                             static_cast<double>(t.packed_layer_bytes)))}};
-  j["accuracy"] = {{"mean_relative_error", number(t.mean_relative_error)},
-                   {"worst_relative_error", number(t.worst_relative_error)},
+  j["accuracy"] = {{"mean_relative_error", json_number(t.mean_relative_error)},
+                   {"worst_relative_error", json_number(t.worst_relative_error)},
                    {"worst_layer", t.worst_layer}};
-  j["latency"] = {{"packed_total_us", number(t.packed_us)},
-                  {"dense_total_us", number(t.dense_us)},
-                  {"speedup", number(ratio(t.dense_us, t.packed_us))}};
+  j["latency"] = {{"packed_total_us", json_number(t.packed_us)},
+                  {"dense_total_us", json_number(t.dense_us)},
+                  {"speedup", json_number(ratio(t.dense_us, t.packed_us))}};
   ordered_json layers = ordered_json::array();
   for (const auto& l : r.layers) layers.push_back(layer_json(l));
   j["layers"] = std::move(layers);

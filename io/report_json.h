@@ -9,5 +9,7 @@
 namespace modelpress {
 
 nlohmann::ordered_json validation_report_json(const ValidationReport& report);
+// A number for a JSON report: null where it is NaN or infinite (JSON has neither).
+nlohmann::ordered_json json_number(double v);
 
 }  // namespace modelpress

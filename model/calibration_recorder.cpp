@@ -51,7 +51,8 @@ void CalibrationRecorder::add_gram(State& s, const float* x, int64_t m) {
     g.noalias() = xm.transpose() * xm;
     last_x_ = x, last_m_ = m, last_k_ = k;
   }
-  for (size_t i = 0; i < s.gram.size(); ++i) s.gram[i] += last_gram_[i];
+  for (int64_t i = 0; i < k; ++i)  // the lower triangle: write() mirrors it
+    for (int64_t j = 0; j <= i; ++j) s.gram[i * k + j] += last_gram_[i * k + j];
 }
 
 void CalibrationRecorder::observe(const std::string& name, const float* x, int64_t m, int64_t k) {
@@ -96,8 +97,8 @@ void CalibrationRecorder::write(SafetensorsWriter& w) const {
     f32(name + ".absmax", s.absmax, {k});
     f32(name + ".min", s.min, {k});
     f32(name + ".max", s.max, {k});
-    // The f64 sums as f32, the lower triangle mirrored (Eigen's product fills both; this
-    // keeps the stored matrix exactly symmetric).
+    // The f64 sums as f32, the lower triangle (the only one accumulated) mirrored, so the
+    // stored matrix is exactly symmetric.
     std::vector<float> g(static_cast<size_t>(k * k));
     for (int64_t i = 0; i < k; ++i)
       for (int64_t j = 0; j <= i; ++j) g[i * k + j] = g[j * k + i] = static_cast<float>(s.gram[i * k + j]);

@@ -43,7 +43,7 @@ class CalibrationRecorder {
     int64_t seen = 0;       // tokens so far
     int64_t next_row = 0;   // index of the next row to keep
     std::vector<float> rows, absmax, min, max;
-    std::vector<double> gram;  // lower triangle used, (K, K)
+    std::vector<double> gram;  // (K, K); only the lower triangle is accumulated
   };
   void observe(const std::string& name, const float* x, int64_t m, int64_t k);
   void add_gram(State& s, const float* x, int64_t m);

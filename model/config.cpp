@@ -79,6 +79,18 @@ RopeScaling parse_rope_scaling(const nlohmann::json& j, const std::string& path)
   return s;
 }
 
+// BERT and ViT alike: multi-head attention without grouping, LayerNorm (eps
+// layer_norm_eps), exact GELU.
+void read_gelu_encoder(ModelConfig& c, const Keys& k, const char* family) {
+  c.kv_heads = c.heads;
+  if (c.hidden % c.heads != 0) fail_file(k.path, "hidden_size is not a multiple of num_attention_heads");
+  c.head_dim = c.hidden / c.heads;
+  c.norm_eps = k.number_or("layer_norm_eps", 1e-12);
+  c.hidden_act = k.string_or("hidden_act", "gelu");
+  if (c.hidden_act != "gelu")
+    fail_file(k.path, "hidden_act \"" + c.hidden_act + "\" is not supported for " + family + " (gelu)");
+}
+
 void check_heads(ModelConfig& c, const std::string& path) {
   if (c.kv_heads > c.heads || c.heads % c.kv_heads != 0)
     fail_file(path, "num_attention_heads " + std::to_string(c.heads) + " is not a multiple of num_key_value_heads " +
@@ -117,9 +129,7 @@ ModelConfig config_from_json(const nlohmann::json& j, const std::string& path) {
   c.intermediate = k.positive("intermediate_size");
   if (kVit.count(arch)) {
     c.family = Family::Vit;
-    c.kv_heads = c.heads;
-    if (c.hidden % c.heads != 0) fail_file(path, "hidden_size is not a multiple of num_attention_heads");
-    c.head_dim = c.hidden / c.heads;
+    read_gelu_encoder(c, k, "ViT");
     c.image_size = k.positive("image_size");
     c.patch_size = k.positive("patch_size");
     c.channels = k.positive_or("num_channels", 3);
@@ -127,23 +137,14 @@ ModelConfig config_from_json(const nlohmann::json& j, const std::string& path) {
     c.distillation_token = arch.rfind("DeiT", 0) == 0;
     const int64_t side = c.image_size / c.patch_size;
     c.max_positions = side * side + 1 + (c.distillation_token ? 1 : 0);
-    c.norm_eps = k.number_or("layer_norm_eps", 1e-12);
     c.qkv_bias = k.flag_or("qkv_bias", true);
-    c.hidden_act = k.string_or("hidden_act", "gelu");
-    if (c.hidden_act != "gelu") fail_file(path, "hidden_act \"" + c.hidden_act + "\" is not supported for ViT (gelu)");
     return c;
   }
   c.vocab = k.positive("vocab_size");
   c.max_positions = k.positive("max_position_embeddings");
   if (kBert.count(arch)) {
     c.family = Family::Bert;
-    c.kv_heads = c.heads;
-    if (c.hidden % c.heads != 0) fail_file(path, "hidden_size is not a multiple of num_attention_heads");
-    c.head_dim = c.hidden / c.heads;
-    c.norm_eps = k.number_or("layer_norm_eps", 1e-12);
-    c.hidden_act = k.string_or("hidden_act", "gelu");
-    if (c.hidden_act != "gelu")
-      fail_file(path, "hidden_act \"" + c.hidden_act + "\" is not supported for BERT (gelu)");
+    read_gelu_encoder(c, k, "BERT");
     c.type_vocab = k.positive_or("type_vocab_size", 2);
     const std::string pos = k.string_or("position_embedding_type", "absolute");
     if (pos != "absolute") fail_file(path, "position_embedding_type \"" + pos + "\" is not supported (absolute)");

@@ -1,6 +1,5 @@
 #include "model/weights.h"
 
-#include <cmath>
 #include <regex>
 
 #include "io/checkpoint.h"
@@ -8,10 +7,6 @@
 
 namespace modelpress::model {
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // Hugging Face LLaMA names -> llama.cpp's GGUF names (llama.cpp's LLM_TENSOR_NAMES).
 std::string gguf_name_of(const std::string& hf) {
@@ -63,8 +58,7 @@ std::vector<float> WeightSource::tensor(const std::string& name, const Shape& ex
   if (t->shape != expected)
     fail_file(label_, "tensor " + stored + " has shape " + shape_to_string(t->shape) + ", the config implies " +
                           shape_to_string(expected));
-  std::vector<float> v = ck_.read(*t).to_f32();
-  return v;
+  return ck_.read(*t).to_f32();
 }
 
 std::vector<float> WeightSource::unpermute_for_gguf(const std::string& hf_name, std::vector<float> w, int64_t n,
@@ -72,8 +66,8 @@ std::vector<float> WeightSource::unpermute_for_gguf(const std::string& hf_name, 
   // convert_hf_to_gguf.py's LlamaModel.permute: rows of each head go from [half0 | half1]
   // (rotate_half) to interleaved pairs: reshape(h, 2, d/2, K).swapaxes(1, 2). Undo it.
   int64_t h = 0;
-  if (ends_with(hf_name, "self_attn.q_proj")) h = heads_;
-  else if (ends_with(hf_name, "self_attn.k_proj")) h = kv_heads_;
+  if (hf_name.ends_with("self_attn.q_proj")) h = heads_;
+  else if (hf_name.ends_with("self_attn.k_proj")) h = kv_heads_;
   if (h == 0) return w;
   const int64_t d = n / h, half = d / 2;
   std::vector<float> out(w.size());

@@ -3,7 +3,8 @@ random models built here: LLaMA (plus the llama3 RoPE scaling), Mistral, Qwen2 (
 Qwen3 (q/k norms), Mixtral (top-2 MoE routing) and BERT (hidden states and the
 sentence-transformers embedding). Decoders are also run token by token through the KV cache
 (--prefill), which must give the same logits. A GGUF LLaMA written with the `gguf` package
-(q/k rows permuted as convert_hf_to_gguf.py does) must give the same logits as its source.
+(q/k rows permuted as convert_hf_to_gguf.py does) must give the same logits as its source,
+and so must transformers on the folder `modelpress convert --hf` makes of it.
 
 Tolerance: |modelpress - transformers| <= 1e-4 * max|transformers| (f32, same operations in
 a different order).
@@ -130,6 +131,11 @@ def test_gguf_llama_equals_its_source(modelpress, tmp_path):
     with torch.no_grad():
         ref = model(torch.tensor([IDS])).logits[0].numpy()
     close(forward(modelpress, tmp_path / "tiny.gguf", tmp_path / "gguf.st")["logits"], ref)
+    # `convert --hf` makes it a folder transformers loads: the same logits again.
+    modelpress("convert", tmp_path / "tiny.gguf", "-o", tmp_path / "hf", "--hf")
+    back = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    with torch.no_grad():
+        close(back(torch.tensor([IDS])).logits[0].numpy(), ref)
 
 
 def test_forward_refuses_bad_models(tmp_path):
