@@ -22,7 +22,7 @@ void set_decompress_command(CLI::App& app) {
       "decompress", "Write a dense checkpoint from a compressed one (palettized, bitsandbytes int8, compressed-tensors)");
   cmd->add_option("input", opts->input, "Compressed checkpoint to read")->required();
   cmd->add_option("-o,--output", opts->output, "Output folder (created; must not exist unless --overwrite)")->required();
-  cmd->add_option("--dtype", opts->dtype, "Dense weight dtype: auto (the original's where recorded, else f32), f32, f16, bf16")
+  cmd->add_option("--dtype", opts->dtype, "Dense weight dtype: auto (the original's where recorded: a palettized layer's own, compressed-tensors' scale dtype, config.json's dtype for bitsandbytes; else f32), f32, f16, bf16")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "f32", "f16", "bf16"}));
   cmd->add_option("--max-shard-size", opts->max_shard, "Largest shard, e.g. 5GB, 500MB, 2GiB")->capture_default_str();

@@ -1,6 +1,7 @@
 #include "quant/lut_decompress.h"
 
 #include <map>
+#include <optional>
 #include <set>
 
 #include "io/checkpoint.h"
@@ -22,11 +23,28 @@ std::string owner_of(const std::string& tensor, const std::set<std::string>& lay
   return suffix.rfind("weight", 0) == 0 || suffix == "SCB" ? prefix : std::string();
 }
 
-DType dense_dtype(const PackedLayer& layer, const DecompressOptions& o) {
+// The model's dtype as transformers records it in config.json: `dtype` (transformers 5) or
+// `torch_dtype` (earlier). bitsandbytes checkpoints keep no dtype of their own (SCB is f32
+// whatever the model was), so this is where their original dtype is recorded.
+std::optional<DType> config_dtype(const nlohmann::json& config) {
+  if (!config.is_object()) return std::nullopt;
+  for (const char* key : {"dtype", "torch_dtype"}) {
+    const auto it = config.find(key);
+    if (it == config.end() || !it->is_string()) continue;
+    const std::string name = it->get<std::string>();
+    if (name == "float16") return DType::F16;
+    if (name == "bfloat16") return DType::BF16;
+    if (name == "float32") return DType::F32;
+  }
+  return std::nullopt;
+}
+
+DType dense_dtype(const PackedLayer& layer, const DecompressOptions& o, std::optional<DType> recorded) {
   if (o.dtype) return *o.dtype;
   if (layer.format == kernels::LinearFormat::Lut) return layer.original_dtype;
   if (layer.format != kernels::LinearFormat::LlmInt8 && (layer.scale_dtype == DType::F16 || layer.scale_dtype == DType::BF16))
     return layer.scale_dtype;
+  if (layer.format == kernels::LinearFormat::LlmInt8 && recorded) return *recorded;
   return DType::F32;
 }
 
@@ -67,7 +85,7 @@ DecompressReport decompress_checkpoint(const Checkpoint& in, const std::string& 
     if (!done.insert(owner).second) continue;  // the layer's other tensors
     const PackedLayer layer = load_packed_layer(in, owner);
     const std::vector<float> w = dequantize_layer(layer);
-    const Tensor dense = Tensor::from_f32(w, dense_dtype(layer, o), {layer.n, layer.k});
+    const Tensor dense = Tensor::from_f32(w, dense_dtype(layer, o, config_dtype(in.config())), {layer.n, layer.k});
     writer.append(owner + ".weight", dense);
     report.bytes_out += dense.nbytes();
     ++report.tensors_out;

@@ -18,7 +18,8 @@ namespace modelpress::quant {
 
 struct DecompressOptions {
   // Dtype of the dense weights; empty: the dtype the layer was made from (a palettized
-  // layer records it; compressed-tensors keeps scales in it; otherwise F32).
+  // layer records it; compressed-tensors keeps scales in it; for bitsandbytes int8, the
+  // model dtype config.json records; otherwise F32).
   std::optional<DType> dtype;
   bool overwrite = false;
   uint64_t max_shard_bytes = 5'000'000'000;

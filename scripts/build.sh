@@ -4,5 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${BUILD_DIR:-build}
-cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-Release} "$@" >/dev/null
+# The interop tests run under the Python of the environment setup.sh made, where it exists.
+python_args=()
+venv_python="$(scripts/interop_venv.sh)/bin/python"
+[ -x "$venv_python" ] && python_args=(-DPython3_EXECUTABLE="$venv_python")
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-Release} "${python_args[@]}" "$@" >/dev/null
 cmake --build "$build_dir" -j"$(nproc)"

@@ -10,7 +10,9 @@ left is float32 rounding in bitsandbytes' dequantization and its outlier addmm.
 Every int8 layer's output also matches modelpress's own CPU kernel (run through
 `modelpress validate --dump-outputs`) within 5e-5 * max|y| on f16-representable rows: see the last test.
 
-Skips when torch, transformers or bitsandbytes is missing (see README.md, Tests)."""
+The last test decompresses a checkpoint bitsandbytes itself saved and compares with its
+dequantization. CI runs every case (docs/TESTING.md); a plain pytest run skips without
+torch, transformers or bitsandbytes."""
 import json
 
 import pytest
@@ -154,3 +156,60 @@ def test_layer_outputs_match_modelpress_kernels(checkpoints, model, modelpress, 
         assert y.shape == y_mp.shape, name
         scale = np.max(np.abs(ours[name + ".y_reference"]))
         assert np.max(np.abs(y - y_mp)) <= 5e-5 * scale, (name, np.max(np.abs(y - y_mp)) / scale)
+
+
+@pytest.fixture(scope="module")
+def bitsandbytes_checkpoint(checkpoints, tmp_path_factory):
+    """A checkpoint bitsandbytes itself wrote: the f16 source loaded with load_in_8bit on CPU
+    and saved by transformers (int8 CB as <p>.weight, f32 SCB, config.json's dtype float16)."""
+    src, _ = checkpoints
+    out = tmp_path_factory.mktemp("bnb-saved") / "int8"
+    config = transformers.BitsAndBytesConfig(load_in_8bit=True)
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(str(src), device_map="cpu", quantization_config=config)
+    loaded.save_pretrained(str(out))
+    return out
+
+
+TORCH_DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+
+
+@pytest.mark.parametrize("dtype", ["auto", "f32", "f16", "bf16"])
+def test_decompress_gives_bitsandbytes_dequantized_weights(checkpoints, bitsandbytes_checkpoint, modelpress, tmp_path,
+                                                           dtype):
+    """`modelpress decompress` of bitsandbytes' own checkpoint: every int8 layer becomes
+    bitsandbytes' dequantization (int8_vectorwise_dequant: CB * SCB / 127) in the asked
+    dtype; with auto, the float16 config.json records; every other tensor is copied as is
+    and quantization_config is gone. modelpress multiplies CB by fl(SCB / 127), bitsandbytes
+    rounds CB * SCB first: the f32 values may differ by one ulp, so the check is one ulp in
+    f32 and exact equality with modelpress's own rule rounded to the asked dtype."""
+    src, _ = checkpoints
+    out = tmp_path / "dense"
+    modelpress("decompress", bitsandbytes_checkpoint, "-o", out, "--dtype", dtype)
+    packed = load_file(str(bitsandbytes_checkpoint / "model.safetensors"))
+    dense = load_file(str(out / "model.safetensors"))
+    want_dtype = TORCH_DTYPES["f16" if dtype == "auto" else dtype]
+    layers = sorted(name[: -len(".SCB")] for name in packed if name.endswith(".SCB"))
+    assert len(layers) == 14
+    for name in layers:
+        cb, scb = packed[name + ".weight"], packed[name + ".SCB"]
+        got = dense[name + ".weight"]
+        assert got.dtype == want_dtype and got.shape == cb.shape, name
+        theirs = bnb.functional.int8_vectorwise_dequant(cb, scb).numpy()
+        ours = (cb.float() * (scb / 127.0)[:, None]).to(want_dtype)
+        assert torch.equal(got, ours), name
+        if want_dtype == torch.float32:
+            np.testing.assert_array_max_ulp(got.numpy(), theirs, maxulp=1)
+        assert name + ".SCB" not in dense
+    for name, value in packed.items():
+        if name.rsplit(".", 1)[0] not in layers:
+            assert torch.equal(dense[name], value), name
+    # The layer's other tensors (SCB, and the weight_format bitsandbytes still saves) are gone.
+    assert set(dense) == {n for n in packed if n.rsplit(".", 1)[0] not in layers} | {n + ".weight" for n in layers}
+    config = json.loads((out / "config.json").read_text())
+    assert "quantization_config" not in config
+    # And the result is the original model to within int8 rounding (half a step per row).
+    original = load_file(str(src / "model.safetensors"))
+    for name in layers:
+        step = (packed[name + ".SCB"] / 127.0)[:, None]
+        assert torch.all((dense[name + ".weight"].float() - original[name + ".weight"].float()).abs()
+                         <= step * 0.501 + 2.0**-8 * original[name + ".weight"].float().abs()), name

@@ -1,8 +1,9 @@
 """modelpress's compressed-tensors output (w4a16: pack-quantized, w8a8: int-quantized)
 decompresses, with the `compressed-tensors` package's own compressor classes and through
 transformers' loader, to exactly the weights modelpress's encoding says: (q - zero) * scale
-computed here with numpy from the packed tensors. Skips when torch or compressed-tensors
-is missing (they are large; see README.md, Tests)."""
+computed here with numpy from the packed tensors; and `modelpress decompress` turns the
+checkpoint back into those weights. CI runs every case (docs/TESTING.md); a plain pytest
+run skips without torch or compressed-tensors."""
 import json
 
 import pytest
@@ -131,3 +132,35 @@ def test_transformers_loads_and_decompresses(tmp_path, modelpress, dtype, args):
     assert compared == 14
     # lm_head was left unquantized and listed in `ignore`.
     assert "lm_head" in json.loads((out / "config.json").read_text())["quantization_config"]["ignore"]
+
+
+@pytest.mark.parametrize("dtype,args", CASES)
+@pytest.mark.parametrize("asked", ["auto", "f32", "bf16"])
+def test_decompress_gives_compressed_tensors_dequantized_weights(tmp_path, modelpress, dtype, args, asked):
+    """`modelpress decompress` of a compressed-tensors checkpoint: each quantized layer
+    becomes the weight compressed-tensors' own compressor decompresses it to. With auto the
+    dense weight takes the scale's dtype, where compressed-tensors computes, and equals its
+    result exactly; with f32 it is the exact (q - zero) * scale, which compressed-tensors'
+    result is rounded from; with bf16, that product rounded once. Unquantized tensors are
+    copied as they are, and quantization_config is gone."""
+    _, out = quantize(modelpress, tmp_path, dtype, *args)
+    dense_dir = tmp_path / "dense"
+    modelpress("decompress", out, "-o", dense_dir, "--dtype", asked)
+    tensors = load_folder(out)
+    dense = load_folder(dense_dir)
+    qconfig = json.loads((out / "config.json").read_text())["quantization_config"]
+    prefixes = sorted({n.rsplit(".", 1)[0] for n in tensors if n.endswith(".weight_scale")})
+    want = {"auto": dtype, "f32": "f32", "bf16": "bf16"}[asked]
+    torch_dtype = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}[want]
+    for prefix in prefixes:
+        got = dense[prefix + ".weight"]
+        assert got.dtype == torch_dtype, prefix
+        ours = modelpress_dequant(tensors, prefix, dtype)
+        np.testing.assert_array_equal(f32(got), round_like_torch(ours, want), err_msg=prefix)
+        if want == dtype:
+            np.testing.assert_array_equal(f32(got), decompress_module(prefix, tensors, qconfig), err_msg=prefix)
+        assert not [n for n in dense if n.startswith(prefix + ".weight_")], prefix
+    for name, value in tensors.items():
+        if name.rsplit(".", 1)[0] not in prefixes:
+            assert torch.equal(dense[name], value), name
+    assert "quantization_config" not in json.loads((dense_dir / "config.json").read_text())

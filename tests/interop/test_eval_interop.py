@@ -8,7 +8,7 @@
   tools/record_calibration.py for the same sentences, within f32 rounding, and the Gram
   statistics equal X^T X of those rows.
 
-Skips without torch, transformers or tokenizers (CI does not install torch; see README.md).
+CI runs it (docs/TESTING.md); a plain pytest run skips without torch, transformers or tokenizers.
 """
 import json
 import os

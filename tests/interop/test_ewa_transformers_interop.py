@@ -9,7 +9,7 @@ weights renormalized to 1, as Mixtral does) computes exactly the collapsed dense
 Tolerance: |logits - reference| <= 1e-4 * max|reference| (float32, same operations in a
 different order).
 
-Skips when torch or transformers is missing (CI does not install torch; see README.md).
+CI runs it (docs/TESTING.md); a plain pytest run skips without torch or transformers.
 """
 import json
 

@@ -9,7 +9,7 @@ and so must transformers on the folder `modelpress convert --hf` makes of it.
 Tolerance: |modelpress - transformers| <= 1e-4 * max|transformers| (f32, same operations in
 a different order).
 
-Skips when torch or transformers is missing (CI does not install torch; see README.md).
+CI runs it (docs/TESTING.md); a plain pytest run skips without torch or transformers.
 """
 import json
 
