@@ -60,6 +60,26 @@ void expect_matches_ref(const LutWeight& w, const std::vector<float>& x, int64_t
     }
 }
 
+// y = x W^T + b computed here, independent of the kernels' code (lut_index included): each
+// index read bit by bit from its row's LSB-first stream, looked up in its row group's table,
+// times the row scale, summed in double. What run_linear must give on every ISA (at baseline
+// it takes lut_linear_ref, which then cannot be its own reference).
+testing::Expected lut_product_here(const LutWeight& w, const float* bias, const std::vector<float>& x, int64_t m) {
+  const int64_t row_bytes = (w.k * w.bits + 7) / 8;
+  std::vector<float> dense(static_cast<size_t>(w.n * w.k));
+  for (int64_t r = 0; r < w.n; ++r)
+    for (int64_t t = 0; t < w.k; ++t) {
+      int idx = 0;
+      for (int b = 0; b < w.bits; ++b) {
+        const int64_t bit = t * w.bits + b;
+        idx |= ((w.indices[r * row_bytes + bit / 8] >> (bit % 8)) & 1) << b;
+      }
+      const float v = w.lut[(r / w.group_rows) * (int64_t{1} << w.bits) + idx];
+      dense[static_cast<size_t>(r * w.k + t)] = w.row_scale ? v * w.row_scale[r] : v;
+    }
+  return testing::matmul_double(x, dense, bias, m, w.n, w.k);
+}
+
 TEST(Lut, IndexUnpackingMatchesThePackedStream) {
   // 3-bit indices 0..7 then 7..0: bytes by hand, LSB first.
   const uint8_t row[6] = {0x88, 0xC6, 0xFA, 0x77, 0x39, 0x05};  // 0 1 2 3 4 5 6 7 | 7 6 5 4 3 2 1 0
@@ -151,18 +171,30 @@ TEST(Lut, RunLinearChecksAndDispatches) {
   Rng rng;
   SCOPED_TRACE(rng.trace());
   const LutCase c = make_lut(rng, 24, 71, 3, 8, true);
+  const std::vector<float> bias = rng.normals(24);
   PackedLinear l;
   l.format = LinearFormat::Lut;
   l.n = 24;
   l.k = 71;
   l.lut = c.w;
+  l.bias = bias.data();
   std::string why;
   ASSERT_TRUE(linear_supported(l, Backend::Cpu, &why)) << why;
   EXPECT_EQ(linear_workspace_bytes(l, 4), 0u);
+  // M = 4: the GEMV paths; M = 17: looked-up blocks through the dense GEMM. Against the
+  // product computed here, and the reference against it too.
+  for (int64_t m : {4, 17}) {
+    SCOPED_TRACE("m " + std::to_string(m));
+    const std::vector<float> x = rng.normals(m * 71);
+    const testing::Expected want = lut_product_here(c.w, bias.data(), x, m);
+    std::vector<float> y(static_cast<size_t>(m * 24), NAN), ref(y.size(), NAN);
+    run_linear(l, x.data(), m, y.data(), Backend::Cpu, nullptr);
+    EXPECT_TRUE(testing::within(y, want.y, want.magnitude, 1e-5));
+    lut_linear_ref(c.w, bias.data(), x.data(), m, ref.data());
+    EXPECT_TRUE(testing::within(ref, want.y, want.magnitude, 1e-6));
+  }
   const std::vector<float> x = rng.normals(4 * 71);
   std::vector<float> y(4 * 24);
-  run_linear(l, x.data(), 4, y.data(), Backend::Cpu, nullptr);
-  expect_matches_ref(c.w, x, 4, y, {});
   EXPECT_STREQ(format_name(LinearFormat::Lut), "lut");
 
   PackedLinear bad = l;

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <random>
+#include <span>
 #include <nlohmann/json.hpp>
 
 #include "io/checkpoint.h"
@@ -78,25 +79,33 @@ TEST(Edkm, F16KeyRouteEqualsTheGenericUniquification) {
   }
 }
 
+// The numbers docs/CLUSTERING.md quotes, on a fixed input (gaussian_values, not
+// std::normal_distribution, which differs between standard libraries), asserted: the distinct f16 values the
+// pass's route finds (also counted here, by value, from the weights themselves) and the
+// attention map's bytes over every weight and over the unique values.
 TEST(Edkm, AttentionMapMemoryFor4096x4096F16) {
-  // A 4096 x 4096 f16 weight: the attention map over every weight (16.8M rows x 16 f32) and
-  // over its unique values (at most 65,536 rows).
   const int64_t n = 4096, k = 4096;
-  std::vector<float> w(static_cast<size_t>(n * k));
-  std::mt19937_64 rng(3);
-  std::normal_distribution<float> g(0.0f, 0.02f);
-  for (float& x : w) x = g(rng);
+  const std::vector<float> w = gaussian_values(static_cast<size_t>(n * k), 3, 0.02f);
   std::vector<uint16_t> keys(w.size());
   f16_sort_keys(w.data(), n * k, keys.data());
   const WeightedValues u = unique_from_keys(keys.data(), n, k, false, nullptr);
-  ASSERT_LE(u.size(), 65536u);
+  std::vector<bool> seen(65536, false);
+  for (float x : w) {
+    const uint16_t h = f32_to_f16(x);
+    seen[h == 0x8000 ? 0 : h] = true;  // -0 is +0
+  }
+  const auto distinct = static_cast<size_t>(std::count(seen.begin(), seen.end(), true));
+  EXPECT_EQ(distinct, 23460u);
+  EXPECT_EQ(u.size(), distinct);
+  double total = 0;
+  for (double m : u.weight) total += m;
+  EXPECT_EQ(total, static_cast<double>(n * k));
+  // 4 bits: 16 centroids, f32 attention entries.
   const uint64_t dense = dkm_attention_bytes(static_cast<uint64_t>(n * k), 16, 4);
   const uint64_t unique = dkm_attention_bytes(u.size(), 16, 4);
-  std::printf("attention map, 4096x4096 f16, 4 bits, f32 entries: every weight %.1f MiB, unique values (%zu) %.2f MiB, "
-              "%.0fx smaller\n",
-              dense / 1048576.0, u.size(), unique / 1048576.0, static_cast<double>(dense) / static_cast<double>(unique));
-  EXPECT_EQ(dense, uint64_t{1} << 30);
-  EXPECT_GE(dense / unique, 100u);
+  EXPECT_EQ(dense, uint64_t{1} << 30);           // 1024 MiB
+  EXPECT_EQ(unique, uint64_t{23460} * 16 * 4);   // 1.43 MiB
+  EXPECT_EQ(dense / unique, 715u);
 }
 
 TEST(Kmeans1d, OptimalMatchesBruteForce) {
@@ -334,40 +343,141 @@ TEST(ClusterCli, ClusterInspectValidateDecompress) {
   EXPECT_FALSE(std::filesystem::exists(dir / "cc"));
 }
 
+// One layer's calibration activations: 64 tokens of K features, every 4th recorded as a row
+// (as `calibrate` samples them), all 64 in the statistics. Sampled and unsampled tokens are
+// loud in different columns on purpose, so the rows' diag(X^T X) and the Gram's weigh
+// different columns and a test can tell which one a command used.
+struct LayerCalibration {
+  int64_t k = 0;
+  std::vector<float> all;   // (64, K): every token
+  std::vector<float> rows;  // (16, K): tokens 0, 4, 8, ...
+  // diag(X^T X) over every token and over the recorded rows, summed in double in token order
+  // and rounded to f32 (as calibrate stores the Gram, and as cluster sums the rows).
+  std::vector<float> gram_diagonal, rows_diagonal;
+};
+LayerCalibration layer_calibration(int64_t k, uint64_t seed) {
+  constexpr int64_t kTokens = 64, kEvery = 4;
+  LayerCalibration c;
+  c.k = k;
+  c.all = gaussian_values(static_cast<size_t>(kTokens * k), seed);
+  for (int64_t t = 0; t < kTokens; ++t)
+    for (int64_t j = 0; j < k; ++j) {
+      const bool loud = t % kEvery == 0 ? j == 0 : j % 5 == 1;
+      if (loud) c.all[static_cast<size_t>(t * k + j)] *= 30.0f;
+    }
+  for (int64_t t = 0; t < kTokens; t += kEvery)
+    c.rows.insert(c.rows.end(), c.all.begin() + t * k, c.all.begin() + (t + 1) * k);
+  auto diagonal = [k](const std::vector<float>& x) {
+    std::vector<float> d(static_cast<size_t>(k));
+    for (int64_t j = 0; j < k; ++j) {
+      double s = 0;
+      for (size_t t = 0; t < x.size() / static_cast<size_t>(k); ++t) {
+        const double v = x[t * static_cast<size_t>(k) + static_cast<size_t>(j)];
+        s += v * v;
+      }
+      d[static_cast<size_t>(j)] = static_cast<float>(s);
+    }
+    return d;
+  };
+  c.gram_diagonal = diagonal(c.all);
+  c.rows_diagonal = diagonal(c.rows);
+  return c;
+}
+
+// Appends a layer's rows, and with `stats` the companions calibrate writes over every token
+// (docs/CALIBRATION.md): .absmax, .min, .max, .gram = X^T X (K, K) and .tokens.
+void append_calibration(SafetensorsWriter& w, const std::string& layer, const LayerCalibration& c, bool stats) {
+  const int64_t k = c.k, tokens = static_cast<int64_t>(c.all.size()) / k;
+  auto at = [&](int64_t t, int64_t j) { return c.all[static_cast<size_t>(t * k + j)]; };
+  w.append(layer, Tensor::from_f32(c.rows, DType::F32, {static_cast<int64_t>(c.rows.size()) / k, k}));
+  if (!stats) return;
+  std::vector<float> absmax(static_cast<size_t>(k), 0.0f), lo = absmax, hi = absmax, gram(static_cast<size_t>(k * k));
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t t = 0; t < tokens; ++t) {
+      absmax[static_cast<size_t>(i)] = std::max(absmax[static_cast<size_t>(i)], std::abs(at(t, i)));
+      lo[static_cast<size_t>(i)] = std::min(lo[static_cast<size_t>(i)], at(t, i));
+      hi[static_cast<size_t>(i)] = std::max(hi[static_cast<size_t>(i)], at(t, i));
+    }
+    for (int64_t j = 0; j < k; ++j) {
+      double s = 0;
+      for (int64_t t = 0; t < tokens; ++t) s += static_cast<double>(at(t, i)) * at(t, j);
+      gram[static_cast<size_t>(i * k + j)] = static_cast<float>(s);
+    }
+  }
+  w.append(layer + ".absmax", Tensor::from_f32(absmax, DType::F32, {k}));
+  w.append(layer + ".min", Tensor::from_f32(lo, DType::F32, {k}));
+  w.append(layer + ".max", Tensor::from_f32(hi, DType::F32, {k}));
+  w.append(layer + ".gram", Tensor::from_f32(gram, DType::F32, {k, k}));
+  w.append(layer + ".tokens", DType::I64, {1}, std::as_bytes(std::span(&tokens, 1)));
+}
+
 TEST(ClusterCli, CalibrationWeighsTheClustering) {
-  // Calibration rows for every linear layer, one input column far louder than the rest: the
-  // sensitivity-weighted tables differ from the plain ones. A file missing a layer is an
-  // error naming it, with nothing written.
+  // `cluster --calib` weighs each weight by its input column's diag(X^T X): from the Gram
+  // matrix when the file has statistics, else summed over the recorded rows. Each layer the
+  // command wrote equals cluster_weight run here with the diagonal computed here (tables and
+  // indices), and the diagonal it must not use (the rows' when there is a Gram; the Gram's
+  // reversed) gives other tables, so reading the wrong entries of the Gram, or the rows
+  // instead, fails. A file missing a layer is an error naming it, with nothing written.
   using testing::run;
   testing::TempDir dir;
-  const std::string m = dir / "m", calib = dir / "calib.safetensors", calib_short = dir / "short.safetensors";
+  const std::string m = dir / "m";
   testing::write_tiny_checkpoint(m);
   const Checkpoint ck = Checkpoint::open(m);
-  std::vector<std::pair<std::string, int64_t>> layers;
-  for (const auto& t : ck.tensors())
-    if (is_linear(t.category) && t.shape.size() == 2 && t.name.ends_with(".weight") && t.category != TensorCategory::LmHead)
-      layers.emplace_back(t.name.substr(0, t.name.size() - 7), t.shape[1]);
-  for (const std::string& path : {calib, calib_short}) {
+  std::vector<std::string> layers;
+  std::vector<LayerCalibration> calibration;
+  for (const auto& t : ck.tensors()) {
+    if (!is_linear(t.category) || t.shape.size() != 2 || !t.name.ends_with(".weight") ||
+        t.category == TensorCategory::LmHead)
+      continue;
+    layers.push_back(t.name.substr(0, t.name.size() - 7));
+    calibration.push_back(layer_calibration(t.shape[1], layers.size()));
+  }
+  ASSERT_EQ(layers.size(), 7u);
+  const std::string with_stats = dir / "stats.safetensors", rows_only = dir / "rows.safetensors",
+                    missing_one = dir / "short.safetensors";
+  for (const std::string& path : {with_stats, rows_only, missing_one}) {
     SafetensorsWriter w(path, {{"format", "modelpress-calibration"}, {"version", "1"}});
-    for (size_t i = 0; i < layers.size() - (path == calib_short ? 1 : 0); ++i) {
-      const int64_t k = layers[i].second;
-      std::vector<float> x = gaussian_values(static_cast<size_t>(16 * k), i);
-      for (int64_t r = 0; r < 16; ++r) x[static_cast<size_t>(r * k)] *= 100.0f;
-      w.append(layers[i].first, Tensor::from_f32(x, DType::F32, {16, k}));
-    }
+    for (size_t i = 0; i < layers.size() - (path == missing_one ? 1 : 0); ++i)
+      append_calibration(w, layers[i], calibration[i], path == with_stats);
     w.finish();
   }
-  auto r = run(dir, "cluster '" + m + "' -o '" + (dir / "plain") + "' --bits 2 --algorithm kmeans --lut-dtype f32");
+  const std::string options = " --bits 2 --algorithm kmeans --lut-dtype f32";
+  ClusterOptions o;  // the same options, in process
+  o.bits = 2;
+  o.algorithm = ClusterAlgorithm::KMeans;
+  o.lut_dtype = DType::F32;
+  auto cluster_here = [&](size_t i, const std::vector<float>& importance) {
+    const Tensor weight = ck.read(*ck.find(layers[i] + ".weight"));
+    return cluster_weight(layers[i], weight, nullptr, o, &importance);
+  };
+  auto same_clustering = [](const PackedLayer& a, const PackedLayer& b) {
+    return a.lut == b.lut && a.lut_indices == b.lut_indices;
+  };
+
+  auto r = run(dir, "cluster '" + m + "' -o '" + (dir / "plain") + "'" + options);
   ASSERT_EQ(r.status, 0) << r.err;
-  r = run(dir, "cluster '" + m + "' -o '" + (dir / "cal") + "' --bits 2 --algorithm kmeans --lut-dtype f32 --calib '" + calib + "'");
-  ASSERT_EQ(r.status, 0) << r.err;
-  const Checkpoint plain = Checkpoint::open(dir / "plain"), cal = Checkpoint::open(dir / "cal");
-  int differ = 0;
-  for (const auto& name : packed_layer_names(plain)) differ += load_packed_layer(plain, name).lut != load_packed_layer(cal, name).lut;
-  EXPECT_GT(differ, 0);
-  r = run(dir, "cluster '" + m + "' -o '" + (dir / "bad") + "' --bits 2 --calib '" + calib_short + "'");
+  const Checkpoint plain = Checkpoint::open(dir / "plain");
+  for (const bool stats : {true, false}) {
+    SCOPED_TRACE(stats ? "with .gram statistics" : "rows only");
+    const std::string out = dir / (stats ? "stats" : "rows"), file = stats ? with_stats : rows_only;
+    r = run(dir, "cluster '" + m + "' -o '" + out + "'" + options + " --calib '" + file + "'");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const Checkpoint cal = Checkpoint::open(out);
+    for (size_t i = 0; i < layers.size(); ++i) {
+      SCOPED_TRACE(layers[i]);
+      const std::vector<float>& right = stats ? calibration[i].gram_diagonal : calibration[i].rows_diagonal;
+      std::vector<float> wrong = stats ? calibration[i].rows_diagonal : calibration[i].gram_diagonal;
+      if (!stats) std::reverse(wrong.begin(), wrong.end());
+      const PackedLayer written = load_packed_layer(cal, layers[i]);
+      EXPECT_TRUE(same_clustering(written, cluster_here(i, right)));
+      EXPECT_FALSE(same_clustering(written, cluster_here(i, wrong)));
+      EXPECT_FALSE(same_clustering(written, load_packed_layer(plain, layers[i])));
+    }
+  }
+
+  r = run(dir, "cluster '" + m + "' -o '" + (dir / "bad") + "' --bits 2 --calib '" + missing_one + "'");
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.err.find(layers.back().first), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(layers.back()), std::string::npos) << r.err;
   EXPECT_EQ(testing::lines(r.err), 1u) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "bad"));
 }

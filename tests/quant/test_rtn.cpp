@@ -3,6 +3,7 @@
 // ranges, all-zero groups, and packings against an independent bit-by-bit reference.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cfenv>
 #include <cmath>
 #include <cstring>
@@ -81,28 +82,90 @@ TEST(Rtn, AsymmetricKnownAnswers) {
   EXPECT_NEAR(d[3], 2.0f, 1e-6);
 }
 
-// |w - dequant(q)| <= scale / 2 (plus the rounding of w / scale itself), codes in the grid,
-// and quantizing the dequantized weight again gives the same codes (a round trip).
+// The scale quant/rtn.h documents for one block of values (a tensor, row or group), computed
+// here from the rule rather than by choose_params: the range [lo, hi] always holds 0;
+// symmetric, restricted grid: absmax / (2^(b-1) - 1); symmetric, full grid: absmax /
+// (2^(b-1) - 1/2); asymmetric: (hi - lo) / (2^b - 1). Exact (double), before the storage
+// dtype rounds it up.
+double documented_scale(double lo, double hi, const RtnOptions& o) {
+  lo = std::min(lo, 0.0);
+  hi = std::max(hi, 0.0);
+  const double half = std::ldexp(1.0, o.bits - 1);
+  if (!o.symmetric) return (hi - lo) / (2.0 * half - 1.0);
+  return std::max(-lo, hi) / (o.grid == SymmetricGrid::Restricted ? half - 1.0 : half - 0.5);
+}
+
+// How far above the exact scale a stored one may be: float rounding, or (F16, BF16) rounded
+// up to the next value of the dtype. (Normal-range scales only: these tests' weights.)
+double scale_rounding(DType dtype) {
+  switch (dtype) {
+    case DType::F16: return 0x1p-10;
+    case DType::BF16: return 0x1p-7;
+    default: return 0x1p-23;
+  }
+}
+
+// The index of the (scale, zero) pair element (r, c) uses, from the granularity itself.
+int64_t block_of(int64_t r, int64_t c, int64_t k, const RtnOptions& o) {
+  switch (o.granularity) {
+    case Granularity::Tensor: return 0;
+    case Granularity::Channel: return r;
+    case Granularity::Group: return r * (k / o.group_size) + c / o.group_size;
+  }
+  return 0;
+}
+
+// Every stored scale (and zero point) is the documented one computed here from the block's
+// values; |w - (q - zero) * scale| <= that scale / 2 (plus the rounding of w / scale itself);
+// codes in the grid; and quantizing the dequantized weight again gives the same codes (a
+// round trip). Measuring against the quantizer's own scale alone would let a wrong divisor
+// pass: every value is within half of *some* step.
 void check_bound_and_round_trip(const std::vector<float>& w, int64_t n, int64_t k, const RtnOptions& o) {
   SCOPED_TRACE(::testing::Message() << "bits " << o.bits << " symmetric " << o.symmetric << " granularity "
                                     << static_cast<int>(o.granularity) << " group " << o.group_size << " grid "
                                     << static_cast<int>(o.grid) << " scale dtype " << dtype_name(o.scale_dtype));
   const RtnWeight q = quantize_rtn(w, n, k, o);
   const IntGrid grid = int_grid(o.bits, o.symmetric, o.grid);
-  const std::vector<float> d = dequantize_rtn(q);
+  const int64_t blocks = block_of(n - 1, k - 1, k, o) + 1;
+  ASSERT_EQ(q.scales.size(), static_cast<size_t>(blocks));
+  ASSERT_EQ(q.zeros.size(), o.symmetric ? 0u : static_cast<size_t>(blocks));
+  std::vector<double> lo(static_cast<size_t>(blocks), 0.0), hi(static_cast<size_t>(blocks), 0.0);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < k; ++c) {
+      const auto b = static_cast<size_t>(block_of(r, c, k, o));
+      lo[b] = std::min(lo[b], static_cast<double>(w[static_cast<size_t>(r * k + c)]));
+      hi[b] = std::max(hi[b], static_cast<double>(w[static_cast<size_t>(r * k + c)]));
+    }
+  std::vector<double> want(static_cast<size_t>(blocks));
+  for (size_t b = 0; b < want.size(); ++b) {
+    want[b] = documented_scale(lo[b], hi[b], o);
+    ASSERT_GT(want[b], 0.0) << "block " << b << " (these tests' blocks are never all zero)";
+    // Rounded up to the storage dtype: never below the exact scale (beyond f32 rounding) and
+    // less than one step of the dtype above it.
+    const double stored = q.scales[b];
+    ASSERT_GE(stored, want[b] * (1.0 - 0x1p-23)) << "block " << b;
+    ASSERT_LE(stored, want[b] * (1.0 + scale_rounding(o.scale_dtype))) << "block " << b;
+    if (!o.symmetric) {
+      // zero = round(-2^(b-1) - lo / scale) with the stored scale (as documented), clamped to
+      // the grid: 0 lands on a code.
+      const double zero = std::clamp(static_cast<double>(grid.lo) - lo[b] / stored, static_cast<double>(grid.lo),
+                                     static_cast<double>(grid.hi));
+      ASSERT_LE(std::abs(q.zeros[b] - zero), 0.5 + 1e-4) << "block " << b;
+      ASSERT_GE(q.zeros[b], grid.lo);
+      ASSERT_LE(q.zeros[b], grid.hi);
+    }
+  }
   for (int64_t r = 0; r < n; ++r)
     for (int64_t c = 0; c < k; ++c) {
       const size_t i = static_cast<size_t>(r * k + c);
-      const float scale = q.scales[static_cast<size_t>(q.param_index(r, c))];
-      ASSERT_TRUE(std::isfinite(scale) && scale > 0);
+      const auto b = static_cast<size_t>(block_of(r, c, k, o));
       ASSERT_GE(q.q[i], grid.lo);
       ASSERT_LE(q.q[i], grid.hi);
-      ASSERT_LE(std::abs(w[i] - d[i]), scale * (0.5f + 1e-4f)) << "at [" << r << ", " << c << "]";
-      if (!q.zeros.empty()) {
-        const int z = q.zeros[static_cast<size_t>(q.param_index(r, c))];
-        ASSERT_GE(z, grid.lo);
-        ASSERT_LE(z, grid.hi);
-      }
+      const int zero = o.symmetric ? 0 : q.zeros[b];
+      const double dequantized = static_cast<double>(q.q[i] - zero) * q.scales[b];
+      // The largest step a correct stored scale can have.
+      const double step = want[b] * (1.0 + scale_rounding(o.scale_dtype));
+      ASSERT_LE(std::abs(w[i] - dequantized), step * (0.5 + 1e-4)) << "at [" << r << ", " << c << "]";
     }
   for (float s : q.scales) {
     // Scales are values of the storage dtype.
@@ -114,6 +177,7 @@ void check_bound_and_round_trip(const std::vector<float>& w, int64_t n, int64_t 
   }
   // Dequantized values are exact grid points: quantizing them with the same parameters
   // (the codes are the same because each sits exactly on its point) reproduces the codes.
+  const std::vector<float> d = dequantize_rtn(q);
   for (size_t i = 0; i < d.size(); ++i) {
     const int64_t r = static_cast<int64_t>(i) / k, c = static_cast<int64_t>(i) % k;
     const int64_t p = q.param_index(r, c);
