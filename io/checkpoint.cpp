@@ -137,7 +137,8 @@ Checkpoint Checkpoint::open(const std::string& path) {
 
   if (!index_path.empty()) {
     c.format_ = CheckpointFormat::ShardedSafetensors;
-    for (const auto& [shard, names] : read_index(index_path)) {
+    const auto shards = read_index(index_path);
+    for (const auto& [shard, names] : shards) {
       const std::string shard_path = (fs::path(c.folder_) / shard).string();
       if (!fs::exists(shard_path))
         fail_file(index_path, "weight_map names shard '" + shard + "', which does not exist");
@@ -148,8 +149,14 @@ Checkpoint Checkpoint::open(const std::string& path) {
           fail_file(index_path, "weight_map puts tensor '" + name + "' in shard '" + shard + "', which has no such tensor");
       if (c.shards_.back().entries().size() != names.size()) {
         for (const auto& e : c.shards_.back().entries())
-          if (std::find(names.begin(), names.end(), e.name) == names.end())
+          if (std::find(names.begin(), names.end(), e.name) == names.end()) {
+            // A tensor in two shards: say where weight_map puts it, not that it is unlisted.
+            for (const auto& [owner, listed] : shards)
+              if (std::find(listed.begin(), listed.end(), e.name) != listed.end())
+                fail_file(index_path, "shard '" + shard + "' holds tensor '" + e.name +
+                                          "', which weight_map puts in shard '" + owner + "'");
             fail_file(index_path, "shard '" + shard + "' holds tensor '" + e.name + "', which weight_map does not list");
+          }
       }
       c.add_safetensors(c.shards_.back());
     }

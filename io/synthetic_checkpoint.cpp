@@ -1,5 +1,6 @@
 #include "io/synthetic_checkpoint.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <string>
@@ -61,11 +62,16 @@ void write_synthetic_checkpoint(const std::string& dir, const SyntheticOptions& 
 
   const int64_t h = o.hidden, f = o.intermediate, head_dim = o.hidden / o.heads;
   const int64_t kv = head_dim * o.kv_heads;
-  // Outlier channels: spread over the hidden size, the same in every layer.
+  // Outlier channels: spread over the hidden size, the same in every layer, all distinct (a
+  // channel already taken, as the +i%3 jitter and the clamp give when they are dense, moves to
+  // the next free one; at most `hidden` of them, so there is one).
   std::vector<int64_t> outliers;
+  std::vector<bool> taken(static_cast<size_t>(h), false);
   for (int i = 0; i < o.outlier_channels; ++i) {
-    const int64_t c = (static_cast<int64_t>(i) * 2 + 1) * h / (2 * o.outlier_channels) + i % 3;
-    outliers.push_back(std::min(c, h - 1));
+    int64_t c = std::min((static_cast<int64_t>(i) * 2 + 1) * h / (2 * o.outlier_channels) + i % 3, h - 1);
+    while (taken[static_cast<size_t>(c)]) c = (c + 1) % h;
+    taken[static_cast<size_t>(c)] = true;
+    outliers.push_back(c);
   }
 
   CheckpointWriterOptions wo;

@@ -1,13 +1,18 @@
 // The modelpress executable as a user meets it: exit codes, one-line errors naming the
-// file, JSON output, and no partial output when a command fails half-way.
+// file, JSON output, no partial output when a command fails half-way, convert --overwrite,
+// and synth's --outlier-channels and --seed checked in the weights written.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
+#include "io/checkpoint.h"
 #include "io/synthetic_checkpoint.h"
+#include "io/tensor_category.h"
 #include "tests/cli_runner.h"
 #include "tests/test_util.h"
 
@@ -101,6 +106,31 @@ TEST(Cli, ConvertRefusesExistingOutputAndLeavesItAlone) {
   EXPECT_EQ(read_file(dir / "out/notes.txt"), "mine");
 }
 
+TEST(Cli, ConvertOverwriteReplacesTheOutputWithTheNewContent) {
+  // The old output is a sharded checkpoint of another model plus a file of the user's; the new
+  // one is a single file. Nothing of the old may survive: a stale index or shard beside the
+  // new model.safetensors would be read instead of it, or make the folder ambiguous.
+  TempDir dir;
+  testing::write_tiny_checkpoint(dir / "old", 48);
+  testing::write_tiny_checkpoint(dir / "new", 64);
+  CommandResult r = run(dir, "convert '" + (dir / "old") + "' -o '" + (dir / "out") + "' --max-shard-size 4kB");
+  ASSERT_EQ(r.status, 0) << r.err;
+  ASSERT_TRUE(std::filesystem::exists(dir.path() / "out/model.safetensors.index.json"));
+  write_file(dir / "out/notes.txt", "mine");
+  r = run(dir, "convert '" + (dir / "new") + "' -o '" + (dir / "out") + "' --overwrite");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::vector<std::string> entries;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path() / "out")) entries.push_back(e.path().filename());
+  std::sort(entries.begin(), entries.end());
+  EXPECT_EQ(entries, (std::vector<std::string>{"config.json", "model.safetensors"}));
+  EXPECT_TRUE(testing::safetensors_data(dir / "out/model.safetensors") ==
+              testing::safetensors_data(dir / "new/model.safetensors"));
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir / "out/config.json"))["intermediate_size"], 64);
+  // No staging or set-aside folder left beside it.
+  for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+    EXPECT_TRUE(e.path().filename() == "old" || e.path().filename() == "new" || e.path().filename() == "out") << e.path();
+}
+
 // A GGUF file whose second tensor has a type modelpress cannot dequantize (Q2_K): convert
 // fails half-way, and neither the output nor any staging folder may remain.
 std::string gguf_with_undequantizable_tensor() {
@@ -154,6 +184,63 @@ TEST(Cli, SynthWritesALoadableCheckpoint) {
   EXPECT_EQ(nlohmann::json::parse(r.out)["architecture"], "LlamaForCausalLM");
   EXPECT_EQ(run(dir, "synth '" + (dir / "t") + "' --hidden 30 --heads 4").status, 1);  // 30 % 4 != 0
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "t"));
+}
+
+// The gains of every RMSNorm of a synth output, by tensor name.
+std::map<std::string, std::vector<float>> norm_gains(const std::string& dir) {
+  const Checkpoint ck = Checkpoint::open(dir);
+  std::map<std::string, std::vector<float>> g;
+  for (const auto& t : ck.tensors())
+    if (t.category == TensorCategory::Norm) g[t.name] = ck.read(t).to_f32();
+  return g;
+}
+
+TEST(Cli, SynthOutlierChannelsHaveTheLargeGainsAndAreListed) {
+  // --outlier-channels N: N distinct hidden channels with gain 24 in every norm of every layer
+  // (the activation outliers after the norm), listed in config.json; every other gain is
+  // 1 + N(0, 0.05). Counts up to the whole hidden size are allowed, so channels must not
+  // collide however many are asked for.
+  TempDir dir;
+  const std::string shape = " --layers 2 --hidden 32 --intermediate 40 --heads 2 --kv-heads 1 --vocab 50 --dtype f32";
+  for (const int n : {0, 3, 16, 32}) {
+    const std::string out = dir / ("s" + std::to_string(n));
+    const CommandResult r = run(dir, "synth '" + out + "'" + shape + " --outlier-channels " + std::to_string(n));
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto listed = nlohmann::json::parse(read_file(out + "/config.json"))["modelpress_synthetic"]["outlier_channels"]
+                            .get<std::vector<int64_t>>();
+    const std::set<int64_t> channels(listed.begin(), listed.end());
+    EXPECT_EQ(channels.size(), static_cast<size_t>(n)) << "listed: " << nlohmann::json(listed).dump();
+    EXPECT_EQ(listed.size(), static_cast<size_t>(n));
+    const auto gains = norm_gains(out);
+    EXPECT_EQ(gains.size(), 5u);  // two per layer, and the final norm
+    for (const auto& [name, g] : gains) {
+      ASSERT_EQ(g.size(), 32u) << name;
+      for (size_t c = 0; c < g.size(); ++c) {
+        if (channels.count(static_cast<int64_t>(c))) EXPECT_EQ(g[c], 24.0f) << name << " channel " << c;
+        else EXPECT_LT(std::abs(g[c] - 1.0f), 0.3f) << name << " channel " << c;
+      }
+    }
+  }
+  EXPECT_EQ(run(dir, "synth '" + (dir / "bad") + "'" + shape + " --outlier-channels 33").status, 1);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "bad"));
+}
+
+TEST(Cli, SynthSeedGivesTheSameBytesAndAnotherSeedOthers) {
+  TempDir dir;
+  const std::string shape = " --layers 1 --hidden 32 --intermediate 40 --heads 2 --kv-heads 1 --vocab 50";
+  for (const auto& [out, seed] : std::vector<std::pair<std::string, int>>{{"a", 5}, {"b", 5}, {"c", 6}}) {
+    const CommandResult r = run(dir, "synth '" + (dir / out) + "'" + shape + " --seed " + std::to_string(seed));
+    ASSERT_EQ(r.status, 0) << r.err;
+  }
+  EXPECT_TRUE(read_file(dir / "a/model.safetensors") == read_file(dir / "b/model.safetensors"));
+  EXPECT_EQ(read_file(dir / "a/config.json"), read_file(dir / "b/config.json"));
+  // Another seed draws every weight anew; the outlier channels are fixed positions.
+  const Checkpoint a = Checkpoint::open(dir / "a"), c = Checkpoint::open(dir / "c");
+  for (const auto& t : a.tensors())
+    EXPECT_NE(a.read(t).to_f32(), c.read(*c.find(t.name)).to_f32()) << t.name;
+  EXPECT_EQ(a.config()["modelpress_synthetic"]["seed"], 5);
+  EXPECT_EQ(c.config()["modelpress_synthetic"]["seed"], 6);
+  EXPECT_EQ(a.config()["modelpress_synthetic"]["outlier_channels"], c.config()["modelpress_synthetic"]["outlier_channels"]);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "io/checkpoint_summary.h"
 #include "io/checkpoint_writer.h"
 #include "io/error.h"
+#include "io/safetensors_writer.h"
 #include "io/synthetic_checkpoint.h"
 #include "tests/test_util.h"
 
@@ -146,6 +147,119 @@ TEST(Checkpoint, ShardHoldingUnlistedTensorIsAnError) {
   TempDir dir;
   const std::string msg = error_after_editing_index(dir, [](auto& map) { map.erase("model.norm.weight"); });
   EXPECT_NE(msg.find("'model.norm.weight', which weight_map does not list"), std::string::npos) << msg;
+}
+
+TEST(Checkpoint, IndexNamingShardOutsideTheFolderIsAnError) {
+  // A weight_map is data from the download: a shard name must not reach files outside the
+  // checkpoint folder. The escaping target exists and is a valid safetensors file, so without
+  // the guard the open would get further and fail (or succeed) some other way.
+  TempDir dir;
+  write_synthetic_checkpoint(dir / "outside", tiny());
+  const std::string outside = dir / "outside/model.safetensors";
+  for (const std::string& shard : {std::string("../outside/model.safetensors"), outside, std::string(".."),
+                                   std::string(".")}) {
+    std::filesystem::remove_all(dir.path() / "m");
+    const std::string msg = error_after_editing_index(dir, [&](auto& map) { map["lm_head.weight"] = shard; });
+    EXPECT_NE(msg.find(dir / "m/model.safetensors.index.json: "), std::string::npos) << msg;
+    EXPECT_NE(msg.find("weight_map names shard '" + shard + "' outside the checkpoint folder"), std::string::npos) << msg;
+  }
+}
+
+TEST(Checkpoint, IndexWithoutAWeightMapObjectIsAnError) {
+  TempDir dir;
+  SyntheticOptions o = tiny();
+  o.max_shard_bytes = 20'000;
+  write_synthetic_checkpoint(dir / "m", o);
+  const std::string index = dir / "m/model.safetensors.index.json";
+  auto open_with = [&](const std::string& text) {
+    write_file(index, text);
+    return error_of([&] { Checkpoint::open(dir / "m"); });
+  };
+  for (const char* text : {R"({})", R"({"metadata": {"total_size": 1}})", R"({"weight_map": []})",
+                           R"({"weight_map": "model-00001-of-00002.safetensors"})", R"({"weight_map": null})", R"([])"}) {
+    const std::string msg = open_with(text);
+    EXPECT_NE(msg.find(index + ": no \"weight_map\" object"), std::string::npos) << text << ": " << msg;
+  }
+  std::string msg = open_with(R"({"weight_map": {}})");
+  EXPECT_NE(msg.find(index + ": weight_map is empty"), std::string::npos) << msg;
+  msg = open_with(R"({"weight_map": {"lm_head.weight": 3}})");
+  EXPECT_NE(msg.find(index + ": weight_map entry for 'lm_head.weight' is not a file name"), std::string::npos) << msg;
+}
+
+TEST(Checkpoint, TensorInTwoShardsIsAnError) {
+  // Two shards both hold "x"; weight_map can name only one of them. The other copy must not be
+  // read (which one wins would depend on the order shards are visited in): an error naming
+  // the shard, the tensor and where weight_map puts it.
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() / "m");
+  auto shard = [&](const std::string& name, const std::string& other) {
+    SafetensorsWriter w(dir / ("m/" + name));
+    w.append("x", Tensor::zeros(DType::F32, {2}));
+    w.append(other, Tensor::zeros(DType::F32, {3}));
+    w.finish();
+  };
+  shard("a.safetensors", "y");
+  shard("b.safetensors", "z");
+  for (const std::string& owner : {"a.safetensors", "b.safetensors"}) {
+    const std::string other = owner == "a.safetensors" ? "b.safetensors" : "a.safetensors";
+    write_file(dir / "m/model.safetensors.index.json",
+               nlohmann::json{{"weight_map", {{"x", owner}, {"y", "a.safetensors"}, {"z", "b.safetensors"}}}}.dump());
+    const std::string msg = error_of([&] { Checkpoint::open(dir / "m"); });
+    EXPECT_NE(msg.find(dir / "m/model.safetensors.index.json: "), std::string::npos) << msg;
+    EXPECT_NE(msg.find("shard '" + other + "' holds tensor 'x', which weight_map puts in shard '" + owner + "'"),
+              std::string::npos)
+        << msg;
+  }
+}
+
+TEST(Checkpoint, SeveralSafetensorsFilesWithoutAnIndexIsAnError) {
+  // Shards without their index: which files form the model (and in what order) is unknown.
+  TempDir dir;
+  SyntheticOptions o = tiny();
+  o.max_shard_bytes = 20'000;
+  write_synthetic_checkpoint(dir / "m", o);
+  std::filesystem::remove(dir.path() / "m/model.safetensors.index.json");
+  const std::string msg = error_of([&] { Checkpoint::open(dir / "m"); });
+  EXPECT_NE(msg.find(dir / "m" + ": several .safetensors files but no model.safetensors.index.json"),
+            std::string::npos)
+      << msg;
+  // One of them alone, named as a file, still opens.
+  std::string first;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path() / "m"))
+    if (e.path().extension() == ".safetensors" && (first.empty() || e.path().string() < first)) first = e.path().string();
+  EXPECT_FALSE(Checkpoint::open(first).tensors().empty());
+}
+
+// The smallest GGUF v3 file: one F32 tensor "w" of 4 values.
+std::string tiny_gguf() {
+  std::string b = "GGUF";
+  auto u32 = [&](uint32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); };
+  auto u64 = [&](uint64_t v) { b.append(reinterpret_cast<const char*>(&v), 8); };
+  u32(3);
+  u64(1);  // tensors
+  u64(0);  // KV pairs
+  u64(1);
+  b += "w";
+  u32(1);  // dims
+  u64(4);
+  u32(0);  // F32
+  u64(0);  // offset in the data section
+  b.resize((b.size() + 31) / 32 * 32, '\0');
+  const float v[4] = {1, 2, 3, 4};
+  b.append(reinterpret_cast<const char*>(v), sizeof v);
+  return b;
+}
+
+TEST(Checkpoint, SeveralGgufFilesInAFolderIsAnError) {
+  TempDir dir;
+  write_file(dir / "a.gguf", tiny_gguf());
+  write_file(dir / "b.gguf", tiny_gguf());
+  const std::string msg = error_of([&] { Checkpoint::open(dir.path().string()); });
+  EXPECT_NE(msg.find(dir.path().string() + ": several .gguf files: name the one to open"), std::string::npos) << msg;
+  // Named, each opens.
+  const Checkpoint ck = Checkpoint::open(dir / "b.gguf");
+  EXPECT_EQ(ck.format(), CheckpointFormat::Gguf);
+  EXPECT_EQ(ck.read(*ck.find("w")).to_f32(), (std::vector<float>{1, 2, 3, 4}));
 }
 
 TEST(Checkpoint, IndexThatIsNotJsonIsAnError) {

@@ -886,6 +886,34 @@ TEST_F(SafetensorsBadInput, NegativeShapeDimension) {
                     "shape dimension is not a non-negative integer: -1");
 }
 
+TEST_F(SafetensorsBadInput, NegativeShapeDimensionAfterAPositiveOne) {
+  expect_open_fails(bad(R"({"ok":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
+                        R"("w":{"dtype":"U8","shape":[2,-3],"data_offsets":[1,1]}})",
+                        "x"),
+                    "tensor 'w': shape dimension is not a non-negative integer: -3");
+}
+
+TEST_F(SafetensorsBadInput, ShapeDimensionBelowInt64Min) {
+  // Too negative for int64: nlohmann reads it as a double, still not a non-negative integer.
+  expect_open_fails(bad(R"({"w":{"dtype":"U8","shape":[-9223372036854775809],"data_offsets":[0,0]}})"),
+                    "tensor 'w': shape dimension is not a non-negative integer");
+}
+
+TEST_F(SafetensorsBadInput, ShapeDimensionTooLarge) {
+  // 2^63 and 2^64 - 1 fit in uint64 but not in the int64 of a Shape: refused before the cast
+  // (which would make them negative) rather than reported as a size mismatch.
+  for (const char* dim : {"9223372036854775808", "18446744073709551615"}) {
+    expect_open_fails(bad(std::string(R"({"w":{"dtype":"U8","shape":[1,)") + dim + R"(],"data_offsets":[0,0]}})"),
+                      "tensor 'w': shape dimension too large");
+  }
+  // Past uint64 it is a double to nlohmann: the not-an-integer message, still naming the tensor.
+  expect_open_fails(bad(R"({"w":{"dtype":"U8","shape":[18446744073709551616],"data_offsets":[0,0]}})"),
+                    "tensor 'w': shape dimension is not a non-negative integer");
+  // The largest dimension that fits is a size problem, not a shape-parse one.
+  expect_open_fails(bad(R"({"w":{"dtype":"U8","shape":[9223372036854775807],"data_offsets":[0,0]}})"),
+                    "tensor 'w': shape [9223372036854775807] of U8 needs 9223372036854775807 bytes");
+}
+
 TEST_F(SafetensorsBadInput, FractionalShapeDimension) {
   expect_open_fails(bad(R"({"w":{"dtype":"U8","shape":[1.5],"data_offsets":[0,1]}})", "x"),
                     "shape dimension is not a non-negative integer");

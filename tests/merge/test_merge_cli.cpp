@@ -1,12 +1,19 @@
 // `modelpress merge ...` as a user meets it: help, the summaries, --json, usage errors (exit
-// 2), input errors (one line naming the file and tensor, exit 1, no output left behind).
+// 2), input errors (one line naming the file and tensor, exit 1, no output left behind), and
+// the options --scale, --top-k and --shuffle/--seed checked by what they do to the weights.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "io/synthetic_checkpoint.h"
+#include "merge/merge_state.h"
 #include "tests/cli_runner.h"
+#include "tests/merge/merge_test_util.h"
 #include "tests/test_util.h"
 
 namespace modelpress {
@@ -90,6 +97,132 @@ TEST(MergeCli, InputErrorsAreOneLineAndLeaveNothing) {
   EXPECT_FALSE(std::filesystem::exists(dir / "out"));
   for (const auto& e : std::filesystem::directory_iterator(dir.path()))
     EXPECT_EQ(e.path().filename().string().find(".partial"), std::string::npos) << e.path();
+}
+
+// Small f32 models with tensors of several sizes: the base N(0, 1), a task model the base plus
+// 0.1 N(0, 1) of its own (all magnitudes distinct, so top-k has no ties); model -1 is the base.
+const std::vector<std::pair<std::string, Shape>> kSmall{{"model.embed_tokens.weight", {20, 8}},
+                                                        {"model.layers.0.mlp.up_proj.weight", {12, 8}},
+                                                        {"model.layers.0.mlp.down_proj.weight", {8, 12}},
+                                                        {"model.norm.weight", {8}}};
+
+void write_small(const std::string& dir, int model) {
+  std::vector<std::pair<std::string, Tensor>> t;
+  for (const auto& [name, shape] : kSmall) {
+    const size_t n = static_cast<size_t>(shape_numel(shape));
+    std::vector<float> v = testing::gaussian_values(n, std::hash<std::string>{}(name));
+    if (model >= 0) {
+      const std::vector<float> own = testing::gaussian_values(n, 1000 * (model + 1) + std::hash<std::string>{}(name));
+      for (size_t i = 0; i < n; ++i) v[i] += 0.1f * own[i];
+    }
+    t.emplace_back(name, testing::f32_tensor(v, shape));
+  }
+  testing::write_checkpoint(dir, t, nlohmann::json{{"model_type", "llama"}});
+}
+
+nlohmann::json state_file(const std::string& dir) {
+  return nlohmann::json::parse(testing::read_file(dir + "/" + merge::kStateFile));
+}
+
+TEST(MergeCli, TaskArithmeticScaleMultipliesTheSumOfTaskVectors) {
+  TempDir dir;
+  write_small(dir / "base", -1);
+  write_small(dir / "a", 0);
+  write_small(dir / "b", 1);
+  // 0.7 and a negation (a legitimate scale, not "not given"): base + s (tau_a + tau_b).
+  for (const double s : {0.7, -0.5}) {
+    const std::string out = dir / ("out" + std::to_string(s));
+    const CommandResult r = run(dir, "merge task-arithmetic --base " + q(dir / "base") + " --add " + q(dir / "a") + " " +
+                                         q(dir / "b") + " --scale " + std::to_string(s) + " -o " + q(out));
+    ASSERT_EQ(r.status, 0) << r.err;
+    for (const auto& [name, shape] : kSmall) {
+      const auto base = testing::tensor_f32(dir / "base", name), a = testing::tensor_f32(dir / "a", name),
+                 b = testing::tensor_f32(dir / "b", name);
+      std::vector<float> want(base.size());
+      for (size_t i = 0; i < base.size(); ++i)
+        want[i] = static_cast<float>(base[i] + s * ((double(a[i]) - base[i]) + (double(b[i]) - base[i])));
+      EXPECT_LT(testing::max_abs_diff(testing::tensor_f32(out, name), want), 1e-5) << s << " " << name;
+    }
+    EXPECT_DOUBLE_EQ(state_file(out)["scale"].get<double>(), s);
+  }
+}
+
+TEST(MergeCli, TiesTopKKeepsThatShareOfEachTaskVector) {
+  // Continual TIES adds the first task vector untrimmed (fusion_bench), so the first model
+  // here is the base itself: the merged task vector is then s * trim(tau_b) alone, and its
+  // nonzero entries are exactly the ones --top-k kept: floor(d k / 100) + 1 of each tensor's d
+  // (merge/ties.h: the threshold entry survives), the largest |tau_b|.
+  TempDir dir;
+  write_small(dir / "base", -1);
+  write_small(dir / "same", -1);
+  write_small(dir / "b", 0);
+  for (const int k : {25, 50, 100}) {
+    const std::string out = dir / ("top" + std::to_string(k));
+    const CommandResult r = run(dir, "merge ties --base " + q(dir / "base") + " --add " + q(dir / "same") + " " +
+                                         q(dir / "b") + " --top-k " + std::to_string(k) + " --scale 2 -o " + q(out));
+    ASSERT_EQ(r.status, 0) << r.err;
+    for (const auto& [name, shape] : kSmall) {
+      const auto base = testing::tensor_f32(dir / "base", name), b = testing::tensor_f32(dir / "b", name),
+                 merged = testing::tensor_f32(out, name);
+      const size_t d = base.size();
+      size_t kept = 0;
+      float smallest_kept = INFINITY, largest_dropped = 0;
+      for (size_t i = 0; i < d; ++i) {
+        const float tau = b[i] - base[i];
+        if (merged[i] != base[i]) {
+          ++kept;
+          smallest_kept = std::min(smallest_kept, std::abs(tau));
+          EXPECT_NEAR(merged[i] - base[i], 2 * tau, 1e-5) << name << "[" << i << "]";
+        } else {
+          largest_dropped = std::max(largest_dropped, std::abs(tau));
+        }
+      }
+      EXPECT_EQ(kept, std::min(d, static_cast<size_t>(std::floor(d * (k / 100.0))) + 1)) << k << "% of " << name;
+      EXPECT_GT(smallest_kept, largest_dropped) << k << "% of " << name;
+    }
+    EXPECT_DOUBLE_EQ(state_file(out)["top_k"].get<double>(), k / 100.0);
+  }
+}
+
+TEST(MergeCli, ShuffleMergesInAnOrderDrawnFromTheSeed) {
+  // TIES depends on the order models arrive in, so the order can be seen in the weights.
+  TempDir dir;
+  write_small(dir / "base", -1);
+  const std::vector<std::string> given{dir / "a", dir / "b", dir / "c"};
+  for (int i = 0; i < 3; ++i) write_small(given[static_cast<size_t>(i)], i);
+  const std::string add = " --add " + q(given[0]) + " " + q(given[1]) + " " + q(given[2]);
+  auto merge_ties = [&](const std::string& out, const std::string& args) {
+    const CommandResult r = run(dir, "merge ties --json --base " + q(dir / "base") + args + " -o " + q(dir / out));
+    EXPECT_EQ(r.status, 0) << r.err;
+    return nlohmann::json::parse(r.out)["added"].get<std::vector<std::string>>();
+  };
+  auto weights = [&](const std::string& out) { return testing::safetensors_data(dir / (out + "/model.safetensors")); };
+
+  std::set<std::vector<std::string>> orders;
+  std::string moved_out, moved_seed;  // a shuffled merge whose order is not the given one
+  std::vector<std::string> moved;
+  for (int seed = 0; seed < 4; ++seed) {
+    const std::string seed_text = std::to_string(seed), out = std::string("s").append(seed_text);
+    const auto order = merge_ties(out, add + " --shuffle --seed " + seed_text);
+    EXPECT_TRUE(std::is_permutation(order.begin(), order.end(), given.begin(), given.end()));
+    EXPECT_EQ(state_file(dir / out)["models"].get<std::vector<std::string>>(), order);
+    orders.insert(order);
+    if (order != given && moved.empty()) moved = order, moved_out = out, moved_seed = seed_text;
+  }
+  EXPECT_GE(orders.size(), 2u);
+  ASSERT_FALSE(moved.empty());
+  // The same seed, the same order and the same bytes.
+  EXPECT_EQ(merge_ties("again", add + " --shuffle --seed " + moved_seed), moved);
+  EXPECT_TRUE(weights("again") == weights(moved_out));
+  // The shuffled merge is the plain merge of the models in the drawn order (the merge itself
+  // is reordered, not only the report), which differs from the merge in the given order.
+  merge_ties("by-hand", " --add " + q(moved[0]) + " " + q(moved[1]) + " " + q(moved[2]));
+  EXPECT_TRUE(weights("by-hand") == weights(moved_out));
+  EXPECT_EQ(merge_ties("plain", add), given);
+  EXPECT_FALSE(weights("plain") == weights(moved_out));
+  // Without --shuffle a seed changes nothing.
+  EXPECT_EQ(merge_ties("seed-only", add + " --seed " + moved_seed), given);
+  EXPECT_TRUE(weights("seed-only") == weights("plain"));
 }
 
 }  // namespace
