@@ -58,13 +58,19 @@ PY
 done
 "$bin" quantize "$out/f32" -o "$out/w4a16-sym-g32" --method w4a16 --group-size 32 --overwrite >/dev/null
 "$bin" quantize "$out/f32" -o "$out/w4a16-asym-g32" --method w4a16 --group-size 32 --asymmetric --overwrite >/dev/null
+# The range rule (no scale search), for the search's effect at model level.
+"$bin" quantize "$out/f32" -o "$out/w4a16-sym-g32-range" --method w4a16 --group-size 32 --scale-search off --overwrite >/dev/null
+"$bin" quantize "$out/f32" -o "$out/w4a16-asym-g32-range" --method w4a16 --group-size 32 --asymmetric --scale-search off \
+  --overwrite >/dev/null
 "$bin" quantize "$out/f32" -o "$out/w8a8" --method w8a8 --overwrite >/dev/null
 "$bin" quantize "$out/f32" -o "$out/llm-int8" --method llm-int8 --overwrite >/dev/null
 
 echo "| quantizer | format | bits/weight | PPL (reference) | KLD mean | KLD p99 | top-1 |"
 echo "|---|---|---:|---|---:|---:|---:|"
-for pair in "llama.cpp (gguf-py):Q4_0:4.5:smol-Q4_0.gguf" "modelpress:W4A16 sym g32 (f32 scales):5.0:w4a16-sym-g32" \
-            "llama.cpp (gguf-py):Q4_1:5.0:smol-Q4_1.gguf" "modelpress:W4A16 asym g32 (f32 scales):5.25:w4a16-asym-g32" \
+for pair in "llama.cpp (gguf-py):Q4_0:4.5:smol-Q4_0.gguf" "modelpress:W4A16 sym g32 (f32 scales), scale search:5.0:w4a16-sym-g32" \
+            "modelpress:W4A16 sym g32 (f32 scales), range rule:5.0:w4a16-sym-g32-range" \
+            "llama.cpp (gguf-py):Q4_1:5.0:smol-Q4_1.gguf" "modelpress:W4A16 asym g32 (f32 scales), scale search:5.25:w4a16-asym-g32" \
+            "modelpress:W4A16 asym g32 (f32 scales), range rule:5.25:w4a16-asym-g32-range" \
             "llama.cpp (gguf-py):Q8_0:8.5:smol-Q8_0.gguf" "modelpress:W8A8:8.06:w8a8" "modelpress:LLM.int8:8.06:llm-int8"; do
   IFS=: read -r who fmt bits dir <<<"$pair"
   "$bin" eval "$out/$dir" --reference "$gguf" --text "$text" --max-tokens "$max_tokens" --json 2>/dev/null |

@@ -20,7 +20,7 @@ namespace modelpress::cli {
 namespace {
 
 struct QuantizeCommandOptions {
-  std::string input, output, method, max_shard = "5GB";
+  std::string input, output, method, max_shard = "5GB", scale_search = "on";
   float threshold = 6.0f;
   int64_t group_size = 128;
   bool asymmetric = false, overwrite = false, json = false;
@@ -97,18 +97,25 @@ void set_quantize_command(CLI::App& app) {
               },
               "INT>=1"));
   auto* asymmetric = cmd->add_flag("--asymmetric", opts->asymmetric, "w4a16 only: per-group zero points (default symmetric)");
+  auto* scale_search =
+      cmd->add_option("--scale-search", opts->scale_search,
+                      "w4a16 only: on: each group's scale (and zero point) chosen for the least squared weight error "
+                      "(clipping ratios searched, then refitted); off: the range rule, absmax / 7.5 (or (max - min) / 15), "
+                      "which keeps every weight within half a step")
+          ->capture_default_str()
+          ->check(CLI::IsMember({"on", "off"}));
   cmd->add_option("--skip", opts->skip, "Regex searched in module names (e.g. 'layers\\.0\\.' or 'down_proj'); "
                                         "matching layers stay unquantized (repeatable)");
   cmd->add_option("--max-shard-size", opts->max_shard, "Largest shard, e.g. 5GB, 500MB, 2GiB")->capture_default_str();
   cmd->add_flag("--overwrite", opts->overwrite, "Replace an existing output folder once the new one is complete");
   cmd->add_flag("--json", opts->json, "Print the per-layer report as JSON instead of the summary table");
-  cmd->callback([opts, threshold, group_size, asymmetric] {
+  cmd->callback([opts, threshold, group_size, asymmetric, scale_search] {
     // An option of another method is a mistake worth stopping for, not something to ignore.
     if (opts->method != "llm-int8" && threshold->count() > 0)
       throw CLI::ValidationError("--threshold", "applies to --method llm-int8 only");
-    if (opts->method != "w4a16" && (group_size->count() > 0 || asymmetric->count() > 0))
-      throw CLI::ValidationError(group_size->count() > 0 ? "--group-size" : "--asymmetric",
-                                 "applies to --method w4a16 only");
+    for (const CLI::Option* o : {group_size, asymmetric, scale_search})
+      if (opts->method != "w4a16" && o->count() > 0)
+        throw CLI::ValidationError(o->get_name(), "applies to --method w4a16 only");
     static const std::map<std::string, kernels::LinearFormat> methods{{"llm-int8", kernels::LinearFormat::LlmInt8},
                                                                       {"w8a8", kernels::LinearFormat::W8A8},
                                                                       {"w4a16", kernels::LinearFormat::W4A16}};
@@ -117,6 +124,7 @@ void set_quantize_command(CLI::App& app) {
     q.llm_int8.threshold = opts->threshold;
     q.w4a16.group_size = opts->group_size;
     q.w4a16.symmetric = !opts->asymmetric;
+    q.w4a16.scale_search = opts->scale_search == "on";
     q.skip = opts->skip;
     q.max_shard_bytes = parse_byte_size(opts->max_shard);
     q.overwrite = opts->overwrite;

@@ -30,10 +30,14 @@ Tensor scale_tensor(const std::vector<float>& scales, DType dtype, Shape shape) 
   return Tensor::from_f32(scales, dtype, std::move(shape));
 }
 
-nlohmann::json weight_args(int bits, bool symmetric, const char* strategy, const nlohmann::json& group_size) {
+// `observer` names how the scales were chosen, in llm-compressor's terms: "minmax" (the range
+// rule) or "mse" (its observer that searches shrink factors for the least error, what the
+// scale search does). Readers do not use it; it tells a user how the checkpoint was made.
+nlohmann::json weight_args(int bits, bool symmetric, const char* strategy, const nlohmann::json& group_size,
+                           const char* observer = "minmax") {
   // QuantizationArgs.model_dump() keys (extra keys are forbidden by its pydantic model).
   return {{"num_bits", bits},          {"type", "int"},   {"symmetric", symmetric}, {"group_size", group_size},
-          {"strategy", strategy},      {"dynamic", false}, {"observer", "minmax"}};
+          {"strategy", strategy},      {"dynamic", false}, {"observer", observer}};
 }
 
 }  // namespace
@@ -87,7 +91,7 @@ nlohmann::json compressed_tensors_config(LinearFormat format, const PackedLayer*
     storage = "pack-quantized";
     const int64_t group = example ? example->group : 128;
     const bool symmetric = example ? example->zeros4.empty() : true;
-    scheme["weights"] = weight_args(4, symmetric, "group", group);
+    scheme["weights"] = weight_args(4, symmetric, "group", group, example && example->searched_scales ? "mse" : "minmax");
     scheme["input_activations"] = nullptr;
   }
   scheme["output_activations"] = nullptr;

@@ -36,6 +36,7 @@ struct PackedLayer {
   std::vector<uint8_t> packed4; // W4A16: (N, K/2), low nibble first
   std::vector<float> scales4;   // (N, K/group)
   std::vector<uint8_t> zeros4;  // (N, K/group), empty when symmetric
+  bool searched_scales = false; // W4A16: least-squares scales (search_params), observer "mse"
   int64_t group = 0;
   float threshold = 6.0f;       // LlmInt8
   std::vector<int32_t> fp16_cols;   // LlmInt8 paper mode: outlier columns kept in 16-bit
@@ -75,6 +76,8 @@ PackedLayer quantize_w8a8(const std::string& name, const Tensor& weight, const T
 struct W4A16Options {
   int64_t group_size = 128;
   bool symmetric = true;
+  // Least-squares scales and zero points per group (search_params) instead of the range rule.
+  bool scale_search = true;
 };
 PackedLayer quantize_w4a16(const std::string& name, const Tensor& weight, const Tensor* bias,
                            const W4A16Options& options);

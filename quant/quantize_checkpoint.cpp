@@ -98,6 +98,7 @@ PackedLayer parameters_of(const PackedLayer& layer) {
   p.threshold = layer.threshold;
   p.scale_dtype = layer.scale_dtype;
   p.zeros4 = layer.zeros4.empty() ? std::vector<uint8_t>{} : std::vector<uint8_t>{8};  // symmetric or not
+  p.searched_scales = layer.searched_scales;
   p.lut_bits = layer.lut_bits;
   p.lut_dtype = layer.lut_dtype;
   p.original_dtype = layer.original_dtype;

@@ -94,6 +94,127 @@ void quantize_values(const float* w, int64_t count, GroupParams params, IntGrid 
   }
 }
 
+namespace {
+
+// The scale dtype's value nearest to s (> 0, finite); the rounded-up one where the nearest
+// would be 0. A searched scale need not bound anything, so nearest is the better choice.
+float round_scale_nearest(float s, DType dtype) {
+  float r = s;
+  if (dtype == DType::F16) r = f16_to_f32(f32_to_f16(s));
+  else if (dtype == DType::BF16) r = bf16_to_f32(f32_to_bf16(s));
+  return r > 0.0f && std::isfinite(r) ? r : round_scale_up(s, dtype);
+}
+
+// Sums over a group for the codes u = clamp(round(x * inv) + zero, grid): sum x*u, u*u, u
+// and x, for the closed-form refits. Eight lanes, as group_range in w4a16.cpp, so the loop
+// vectorizes without reassociating a single sum; the products are summed in double.
+struct CodeSums {
+  double xu = 0, uu = 0, u = 0, x = 0;
+};
+CodeSums code_sums(const float* x, int64_t count, float inv, float zero, IntGrid grid) {
+  const float lo = static_cast<float>(grid.lo), hi = static_cast<float>(grid.hi);
+  double xu[8] = {}, uu[8] = {}, su[8] = {}, sx[8] = {};
+  int64_t i = 0;
+  auto step = [&](int lane, float v) {
+    const float u = std::clamp(round_half_even(v * inv) + zero, lo, hi);
+    xu[lane] += static_cast<double>(v) * u;
+    uu[lane] += static_cast<double>(u) * u;
+    su[lane] += u;
+    sx[lane] += v;
+  };
+  for (; i + 8 <= count; i += 8)
+    for (int j = 0; j < 8; ++j) step(j, x[i + j]);
+  for (; i < count; ++i) step(0, x[i]);
+  CodeSums c;
+  for (int j = 0; j < 8; ++j) {
+    c.xu += xu[j];
+    c.uu += uu[j];
+    c.u += su[j];
+    c.x += sx[j];
+  }
+  return c;
+}
+
+}  // namespace
+
+double group_error(const float* x, int64_t count, GroupParams params, IntGrid grid) {
+  const float lo = static_cast<float>(grid.lo - params.zero), hi = static_cast<float>(grid.hi - params.zero);
+  double e[8] = {};
+  int64_t i = 0;
+  auto step = [&](int lane, float v) {
+    // As quantize_values: division, then the code relative to the zero point.
+    const float r = std::clamp(round_half_even(v / params.scale), lo, hi);
+    const double d = static_cast<double>(v) - static_cast<double>(r) * params.scale;
+    e[lane] += d * d;
+  };
+  for (; i + 8 <= count; i += 8)
+    for (int j = 0; j < 8; ++j) step(j, x[i + j]);
+  for (; i < count; ++i) step(0, x[i]);
+  double total = 0;
+  for (double v : e) total += v;
+  return total;
+}
+
+GroupParams search_params(const float* x, int64_t count, float min_value, float max_value, const RtnOptions& options) {
+  const GroupParams plain = choose_params(min_value, max_value, options);
+  const IntGrid grid = int_grid(options.bits, options.symmetric, options.grid);
+  const float lo = std::min(min_value, 0.0f), hi = std::max(max_value, 0.0f);
+  if (count == 0 || !(hi > lo)) return plain;  // an all-zero group: nothing to search
+  GroupParams best = plain;
+  double best_error = group_error(x, count, plain, grid);
+  // A candidate's refitted scale (and real-valued zero point), made storable: the scale
+  // rounded in the scale dtype, the zero rounded into the grid (so 0 stays exact).
+  auto consider = [&](double scale, double zero) {
+    if (!(scale > 0.0) || !std::isfinite(scale)) return;
+    GroupParams p{round_scale_nearest(static_cast<float>(scale), options.scale_dtype), 0};
+    if (!options.symmetric)
+      p.zero = std::clamp(static_cast<int>(round_half_even(static_cast<float>(zero))), grid.lo, grid.hi);
+    const double e = group_error(x, count, p, grid);
+    if (e < best_error) {
+      best_error = e;
+      best = p;
+    }
+  };
+  if (options.symmetric) {
+    // Clipping ratios: the group's absmax mapped to levels * (1 + t / 75) codes, t from -10 to
+    // 10 (at 4 bits, 7.5 +- 1 code in tenths; the same ratios, 0.87-1.13, at every width).
+    // Above the range rule's the top code clips and every other value gets a finer step;
+    // below it the outermost code is left to the absmax alone. For each candidate's codes
+    // the least-squares scale is sum(x u) / sum(u u), with error sum(x x) - sum(x u)^2 /
+    // sum(u u): the candidate maximizing sum(x u)^2 / sum(u u) is the best refit.
+    const float absmax = std::max(-lo, hi);
+    const float levels = options.grid == SymmetricGrid::Restricted ? static_cast<float>(grid.hi)
+                                                                   : static_cast<float>(grid.hi - grid.lo) / 2.0f;
+    double best_score = 0.0, best_scale = 0.0;
+    for (int t = -10; t <= 10; ++t) {
+      const float mapped = levels * (1.0f + static_cast<float>(t) / 75.0f);
+      const CodeSums c = code_sums(x, count, mapped / absmax, 0.0f, grid);
+      if (!(c.uu > 0.0) || !(c.xu > 0.0)) continue;
+      const double score = c.xu * c.xu / c.uu;
+      if (score > best_score) {
+        best_score = score;
+        best_scale = c.xu / c.uu;
+      }
+    }
+    consider(best_scale, 0.0);
+    return best;
+  }
+  // Asymmetric: the range [lo, hi] shrunk at either end by 0, 8 or 16% (clipping the tails),
+  // each candidate's codes u refitted as x ~ s u + m in closed form (two-parameter least
+  // squares), and its zero point -m / s rounded into the grid.
+  const double n = static_cast<double>(count);
+  for (float cut_lo : {0.0f, 0.08f, 0.16f})
+    for (float cut_hi : {0.0f, 0.08f, 0.16f}) {
+      const GroupParams p = choose_params(lo * (1.0f - cut_lo), hi * (1.0f - cut_hi), options);
+      const CodeSums c = code_sums(x, count, 1.0f / p.scale, static_cast<float>(p.zero), grid);
+      const double det = n * c.uu - c.u * c.u;
+      if (!(det > 0.0)) continue;  // every value on one code: the range rule's answer is exact enough
+      const double s = (n * c.xu - c.u * c.x) / det, m = (c.x - s * c.u) / n;
+      consider(s, -m / s);
+    }
+  return best;
+}
+
 RtnWeight quantize_rtn(std::span<const float> w, int64_t n, int64_t k, const RtnOptions& options) {
   if (n < 0 || k < 0 || static_cast<int64_t>(w.size()) != n * k)
     throw Error("quantize_rtn: " + std::to_string(w.size()) + " values for shape [" + std::to_string(n) + ", " +
@@ -123,7 +244,8 @@ RtnWeight quantize_rtn(std::span<const float> w, int64_t n, int64_t k, const Rtn
       lo = std::min(lo, v);
       hi = std::max(hi, v);
     }
-    const GroupParams p = choose_params(lo, hi, options);
+    const GroupParams p = options.scale_search ? search_params(w.data(), n * k, lo, hi, options)
+                                               : choose_params(lo, hi, options);
     out.scales = {p.scale};
     if (!options.symmetric) out.zeros = {static_cast<int8_t>(p.zero)};
     quantize_values(w.data(), n * k, p, grid, out.q.data());
@@ -140,7 +262,8 @@ RtnWeight quantize_rtn(std::span<const float> w, int64_t n, int64_t k, const Rtn
         lo = std::min(lo, x[i]);
         hi = std::max(hi, x[i]);
       }
-      const GroupParams p = choose_params(lo, hi, options);
+      const GroupParams p = options.scale_search ? search_params(x, out.group, lo, hi, options)
+                                                 : choose_params(lo, hi, options);
       out.scales[static_cast<size_t>(r * groups + g)] = p.scale;
       if (!options.symmetric) out.zeros[static_cast<size_t>(r * groups + g)] = static_cast<int8_t>(p.zero);
       quantize_values(x, out.group, p, grid, out.q.data() + r * k + g * out.group);

@@ -40,6 +40,11 @@ struct RtnOptions {
   // before the codes are computed, so the codes match the stored scale and the half-step
   // bound holds for the scale a loader reads. F32, F16 or BF16.
   DType scale_dtype = DType::F32;
+  // Least-squares parameters (search_params) instead of the range rule: each group's scale
+  // (and zero point) chosen for the least squared error of its values. Values may then be
+  // clipped, so the half-step bound no longer holds; the squared error is never above the
+  // range rule's.
+  bool scale_search = false;
 };
 
 struct IntGrid {
@@ -94,6 +99,19 @@ struct GroupParams {
   int zero;  // 0 when symmetric
 };
 GroupParams choose_params(float min_value, float max_value, const RtnOptions& options);
+// Scale and zero point of one group for the least squared error sum (x - dequant(q))^2, the
+// codes q being x rounded to nearest in the grid (for a fixed scale and zero the best codes).
+// As llama.cpp's block quantizers do, it tries a grid of clipping ratios and refits each
+// candidate's scale (and, asymmetric, its offset) in closed form for the codes it gives;
+// the best candidate, its scale rounded to nearest in the scale dtype, is kept only if its
+// error is below the range rule's (choose_params over [min, max], which is returned
+// otherwise). min_value and max_value: the group's minimum and maximum. Scales stay > 0
+// (compressed-tensors readers, modelpress's own included, refuse negative scales; a
+// signed scale is what lets llama.cpp's Q4_0 use the -8 code on either side).
+GroupParams search_params(const float* x, int64_t count, float min_value, float max_value, const RtnOptions& options);
+// sum (x - (q(x) - zero) * scale)^2 with q(x) the nearest code in the grid: the error of
+// quantizing a group with these parameters (double accumulation).
+double group_error(const float* x, int64_t count, GroupParams params, IntGrid grid);
 // q[i] = clamp(round_half_even(w[i] / scale) + zero, grid).
 void quantize_values(const float* w, int64_t count, GroupParams params, IntGrid grid, int8_t* q);
 

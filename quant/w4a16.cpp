@@ -5,6 +5,9 @@
 //   asymmetric: scale = (max - min) / 15 with 0 in [min, max],
 //               zero = round(-8 - min / scale), q = clamp(round(w / scale) + zero, -8, 7)
 // Codes are held as u = q + 8 nibbles (the kernels' W4Weight), zeros4 = zero + 8.
+// With the scale search (the default, W4A16Options::scale_search), each group's scale and
+// zero point are instead the least-squares ones of search_params (quant/rtn.h); the codes
+// are still round(w / scale) + zero in the grid, so every reader decodes them the same way.
 #include <algorithm>
 #include <bit>
 #include <utility>
@@ -66,6 +69,7 @@ PackedLayer quantize_w4a16(const std::string& name, const Tensor& weight, const 
   layer.k = k;
   layer.group = g;
   layer.scale_dtype = scale_dtype_for(weight.dtype());
+  layer.searched_scales = options.scale_search;
   RtnOptions ro;
   ro.bits = 4;
   ro.symmetric = options.symmetric;
@@ -91,7 +95,7 @@ PackedLayer quantize_w4a16(const std::string& name, const Tensor& weight, const 
     for (int64_t j = 0; j < groups; ++j) {
       const float* x = row + j * g;
       const auto [lo, hi] = group_range(x, g);
-      const GroupParams p = choose_params(lo, hi, ro);
+      const GroupParams p = options.scale_search ? search_params(x, g, lo, hi, ro) : choose_params(lo, hi, ro);
       quantize_values(x, g, p, grid, codes.data());
       for (int64_t i = 0; i < g; i += 2)  // g even: a group fills whole bytes
         out[(j * g + i) / 2] = static_cast<uint8_t>((codes[static_cast<size_t>(i)] + 8) |

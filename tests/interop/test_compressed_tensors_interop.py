@@ -91,6 +91,7 @@ CASES = [
     ("f16", ["--method", "w4a16", "--group-size", "32", "--asymmetric"]),
     ("bf16", ["--method", "w8a8"]),
     ("f32", ["--method", "w8a8", "--skip", "down_proj"]),
+    ("f16", ["--method", "w4a16", "--group-size", "32", "--asymmetric", "--scale-search", "off"]),
 ]
 
 
@@ -102,17 +103,31 @@ def test_compressor_classes_decompress_to_modelpress_weights(tmp_path, modelpres
     prefixes = sorted({n.rsplit(".", 1)[0] for n in tensors if n.endswith(".weight_scale")})
     assert len(prefixes) == (12 if "--skip" in args else 14)
     original = load_folder(src)
+    searched_error = 0.0
     for prefix in prefixes:
         theirs = decompress_module(prefix, tensors, qconfig)
         ours = modelpress_dequant(tensors, prefix, dtype)
         # compressed-tensors multiplies in the scale's dtype; that rounding is the only
         # difference allowed, and it is exactly reproduced here.
         np.testing.assert_array_equal(theirs, round_like_torch(ours, dtype), err_msg=prefix)
-        # And the weights are the original ones to within half a quantization step.
         w = f32(original[prefix + ".weight"])
+        if "w4a16" in args and "off" not in args:
+            # Searched scales (the default) trade clipping for a finer step: no half-step
+            # bound, but less squared error than the range rule on the same weights.
+            assert qconfig["config_groups"]["group_0"]["weights"]["observer"] == "mse"
+            searched_error += float(((w - ours) ** 2).sum())
+            continue
+        # The range rule keeps the weights within half a quantization step.
         scale = f32(tensors[prefix + ".weight_scale"])
         step = np.repeat(scale, w.shape[1] // scale.shape[1], axis=1)
         assert np.all(np.abs(w - ours) <= step * 0.5001), prefix
+    if searched_error:
+        off = tmp_path / "range-rule"
+        modelpress("quantize", src, "-o", off, "--scale-search", "off", *args)
+        plain = load_folder(off)
+        plain_error = sum(float(((f32(original[p + ".weight"]) - modelpress_dequant(plain, p, dtype)) ** 2).sum())
+                          for p in prefixes)
+        assert searched_error < 0.95 * plain_error, (searched_error, plain_error)
 
 
 @pytest.mark.parametrize("dtype,args", [CASES[0], CASES[1], CASES[2]])

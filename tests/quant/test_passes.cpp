@@ -120,9 +120,10 @@ TEST(W8A8, PerChannelScalesInTheWeightDtype) {
 }
 
 TEST(W4A16, SymmetricKnownAnswer) {
-  // absmax 7.5 -> scale 1; codes [7, -8, 0, 2, 0, 2, 3, -1], nibbles u = q + 8 low first.
+  // The range rule: absmax 7.5 -> scale 1; codes [7, -8, 0, 2, 0, 2, 3, -1], nibbles u = q + 8 low first.
   const Tensor w = f32_tensor({7.5f, -7.5f, 0.5f, 1.5f, -0.5f, 2.5f, 3.0f, -1.0f}, {1, 8});
-  const PackedLayer l = quantize_w4a16("m.up", w, nullptr, {.group_size = 8, .symmetric = true});
+  const PackedLayer l =
+      quantize_w4a16("m.up", w, nullptr, {.group_size = 8, .symmetric = true, .scale_search = false});
   EXPECT_EQ(l.format, LinearFormat::W4A16);
   EXPECT_EQ(l.group, 8);
   EXPECT_EQ(l.scales4, std::vector<float>{1.0f});
@@ -131,6 +132,23 @@ TEST(W4A16, SymmetricKnownAnswer) {
   EXPECT_EQ(dequantize_layer(l), (std::vector<float>{7, -8, 0, 2, 0, 2, 3, -1}));
   // weight_packed (1 word) + one f32 scale + weight_shape (2 x int64)
   EXPECT_EQ(l.weight_bytes(), 4u + 4 + 16);
+}
+
+TEST(W4A16, ScaleSearchKnownAnswer) {
+  // One large weight and seven of magnitude 1. The range rule (scale 8 / 7.5) rounds the ones
+  // to 1.0667 and clamps 8 to 7.4667: squared error 0.315. Codes {7, +-1} refitted by least
+  // squares give scale (56 + 7) / (49 + 7) = 1.125: error 0.125^2 * 8 = 0.125, the best any
+  // scale reaches (codes {6, +-1} refit to 1.279, error 0.65).
+  const std::vector<float> v{8, 1, 1, 1, -1, -1, 1, -1};
+  const PackedLayer searched = quantize_w4a16("m.up", f32_tensor(v, {1, 8}), nullptr, {.group_size = 8});
+  EXPECT_EQ(searched.scales4, std::vector<float>{1.125f});
+  EXPECT_TRUE(searched.searched_scales);
+  EXPECT_EQ(dequantize_layer(searched), (std::vector<float>{7.875f, 1.125f, 1.125f, 1.125f, -1.125f, -1.125f, 1.125f,
+                                                            -1.125f}));
+  const PackedLayer range =
+      quantize_w4a16("m.up", f32_tensor(v, {1, 8}), nullptr, {.group_size = 8, .scale_search = false});
+  EXPECT_FLOAT_EQ(range.scales4[0], 8.0f / 7.5f);
+  EXPECT_FALSE(range.searched_scales);
 }
 
 TEST(W4A16, AsymmetricKnownAnswer) {
@@ -153,30 +171,40 @@ TEST(W4A16, MatchesRtnOnOddRowCounts) {
   const std::vector<float> w = gaussian_values(static_cast<size_t>(n * k), 17, 0.05f);
   for (bool symmetric : {true, false})
     for (DType dt : {DType::F16, DType::BF16, DType::F32}) {
-      SCOPED_TRACE(::testing::Message() << "symmetric " << symmetric << " " << dtype_name(dt));
-      const Tensor t = f32_tensor(w, {n, k}, dt);
-      const PackedLayer l = quantize_w4a16("m.up", t, nullptr, {.group_size = 64, .symmetric = symmetric});
-      RtnOptions o;
-      o.bits = 4;
-      o.symmetric = symmetric;
-      o.granularity = Granularity::Group;
-      o.group_size = 64;
-      o.grid = SymmetricGrid::Full;
-      o.scale_dtype = dt;
-      const RtnWeight ref = quantize_rtn(t.to_f32(), n, k, o);
-      EXPECT_EQ(l.scale_dtype, dt);
-      EXPECT_EQ(l.scales4, ref.scales);
-      EXPECT_EQ(l.packed4, pack_nibbles(ref.q, n, k));
-      if (symmetric) {
-        EXPECT_TRUE(l.zeros4.empty());
-      } else {
-        ASSERT_EQ(l.zeros4.size(), ref.zeros.size());
-        for (size_t i = 0; i < ref.zeros.size(); ++i) EXPECT_EQ(l.zeros4[i], ref.zeros[i] + 8);
+      double squared_error[2] = {0.0, 0.0};
+      for (bool search : {false, true}) {
+        SCOPED_TRACE(::testing::Message() << "symmetric " << symmetric << " " << dtype_name(dt) << " search " << search);
+        const Tensor t = f32_tensor(w, {n, k}, dt);
+        const PackedLayer l =
+            quantize_w4a16("m.up", t, nullptr, {.group_size = 64, .symmetric = symmetric, .scale_search = search});
+        RtnOptions o;
+        o.bits = 4;
+        o.symmetric = symmetric;
+        o.granularity = Granularity::Group;
+        o.group_size = 64;
+        o.grid = SymmetricGrid::Full;
+        o.scale_dtype = dt;
+        o.scale_search = search;
+        const RtnWeight ref = quantize_rtn(t.to_f32(), n, k, o);
+        EXPECT_EQ(l.scale_dtype, dt);
+        EXPECT_EQ(l.scales4, ref.scales);
+        EXPECT_EQ(l.packed4, pack_nibbles(ref.q, n, k));
+        if (symmetric) {
+          EXPECT_TRUE(l.zeros4.empty());
+        } else {
+          ASSERT_EQ(l.zeros4.size(), ref.zeros.size());
+          for (size_t i = 0; i < ref.zeros.size(); ++i) EXPECT_EQ(l.zeros4[i], ref.zeros[i] + 8);
+        }
+        const auto d = dequantize_layer(l);
+        const auto exact = t.to_f32();
+        for (int64_t i = 0; i < n * k; ++i) {
+          squared_error[search] += (d[i] - exact[i]) * static_cast<double>(d[i] - exact[i]);
+          // The range rule keeps every weight within half a step; the search may clip.
+          if (!search) ASSERT_LE(std::abs(d[i] - exact[i]), l.scales4[(i / k) * (k / 64) + (i % k) / 64] * 0.5001f);
+        }
       }
-      const auto d = dequantize_layer(l);
-      const auto exact = t.to_f32();
-      for (int64_t i = 0; i < n * k; ++i)
-        ASSERT_LE(std::abs(d[i] - exact[i]), l.scales4[(i / k) * (k / 64) + (i % k) / 64] * 0.5001f);
+      // Measured on these Gaussian weights: 0.847 (symmetric), 0.894-0.899 (asymmetric).
+      EXPECT_LT(squared_error[1], (symmetric ? 0.87 : 0.92) * squared_error[0]) << dtype_name(dt);
     }
 }
 
