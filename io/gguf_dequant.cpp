@@ -25,20 +25,20 @@ constexpr TypeRow kTypes[] = {
     {ggml_type::Q5_1, "Q5_1", {32, 24, true}},   // f16 d, f16 m, u32 high bits, 16 bytes
     {ggml_type::Q8_0, "Q8_0", {32, 34, true}},   // f16 d, 32 int8
     {ggml_type::Q8_1, "Q8_1", {32, 36, false}},  // f16 d, f16 s, 32 int8 (a dot-product helper)
-    {ggml_type::Q2_K, "Q2_K", {256, 84, false}},
-    {ggml_type::Q3_K, "Q3_K", {256, 110, false}},
+    {ggml_type::Q2_K, "Q2_K", {256, 84, true}},   // 16 scale/min bytes, 64 bytes of 2-bit codes, f16 d, dmin
+    {ggml_type::Q3_K, "Q3_K", {256, 110, true}},  // 32 high-bit bytes, 64 bytes of 2-bit codes, 12 scale bytes, f16 d
     {ggml_type::Q4_K, "Q4_K", {256, 144, true}},  // f16 d, f16 dmin, 12 scale bytes, 128 bytes
-    {ggml_type::Q5_K, "Q5_K", {256, 176, false}},
+    {ggml_type::Q5_K, "Q5_K", {256, 176, true}},  // f16 d, dmin, 12 scale bytes, 32 high-bit bytes, 128 bytes
     {ggml_type::Q6_K, "Q6_K", {256, 210, true}},  // ql[128], qh[64], int8 scales[16], f16 d
     {ggml_type::Q8_K, "Q8_K", {256, 292, false}},  // f32 d, 256 int8, 16 int16 sums
     {ggml_type::IQ2_XXS, "IQ2_XXS", {256, 66, false}},
     {ggml_type::IQ2_XS, "IQ2_XS", {256, 74, false}},
     {ggml_type::IQ3_XXS, "IQ3_XXS", {256, 98, false}},
     {ggml_type::IQ1_S, "IQ1_S", {256, 50, false}},
-    {ggml_type::IQ4_NL, "IQ4_NL", {32, 18, false}},
+    {ggml_type::IQ4_NL, "IQ4_NL", {32, 18, true}},   // f16 d, 16 bytes of 4-bit indices
     {ggml_type::IQ3_S, "IQ3_S", {256, 110, false}},
     {ggml_type::IQ2_S, "IQ2_S", {256, 82, false}},
-    {ggml_type::IQ4_XS, "IQ4_XS", {256, 136, false}},
+    {ggml_type::IQ4_XS, "IQ4_XS", {256, 136, true}},  // f16 d, u16 scale high bits, 4 scale bytes, 128 bytes
     {ggml_type::I8, "I8", {1, 1, true}},
     {ggml_type::I16, "I16", {1, 2, true}},
     {ggml_type::I32, "I32", {1, 4, true}},
@@ -176,6 +176,93 @@ void dequant_q6_k(const std::byte* b, float* y) {
   }
 }
 
+// Q2_K: 16 sub-blocks of 16; byte i of the 16 scale bytes holds sub-block i's 4-bit scale
+// (low nibble) and min (high nibble); x = (d * scale) * q - (dmin * min). The 64 code bytes
+// are two halves of 32: element 128h + 32s + l (s < 4, l < 32) is bits 2s..2s+1 of byte
+// 32h + l.
+void dequant_q2_k(const std::byte* b, float* y) {
+  const std::byte* scales = b;
+  const std::byte* qs = b + 16;
+  const float d = f16(b + 80), dmin = f16(b + 82);
+  for (int e = 0; e < 256; ++e) {
+    const int h = e / 128, s = (e % 128) / 32, l = e % 32;
+    const int q = (u8(qs + 32 * h + l) >> (2 * s)) & 3;
+    const int sc = u8(scales + e / 16);
+    y[e] = d * static_cast<float>(sc & 0x0F) * static_cast<float>(q) - dmin * static_cast<float>(sc >> 4);
+  }
+}
+
+// Q3_K: 16 sub-blocks of 16 with signed 6-bit scales; x = (d * (scale - 32)) * q, q = a
+// 2-bit code (laid out as Q2_K's) minus 4 unless the element's bit in the 32-byte high mask
+// is set (element 32b + l: bit b of byte l). Scale i: its low 4 bits are the low (i < 8) or
+// high (i >= 8) nibble of byte i % 8, its top 2 bits bits 2(i / 4)..+1 of byte 8 + i % 4.
+void dequant_q3_k(const std::byte* b, float* y) {
+  const std::byte* hmask = b;
+  const std::byte* qs = b + 32;
+  const std::byte* scales = b + 96;
+  const float d = f16(b + 108);
+  float dl[16];
+  for (int i = 0; i < 16; ++i) {
+    const int low = (u8(scales + i % 8) >> (i < 8 ? 0 : 4)) & 0x0F;
+    const int high = (u8(scales + 8 + i % 4) >> (2 * (i / 4))) & 3;
+    dl[i] = d * static_cast<float>((low | (high << 4)) - 32);
+  }
+  for (int e = 0; e < 256; ++e) {
+    const int h = e / 128, s = (e % 128) / 32, l = e % 32;
+    const int low = (u8(qs + 32 * h + l) >> (2 * s)) & 3;
+    const bool high = (u8(hmask + l) >> (e / 32)) & 1;
+    y[e] = dl[e / 16] * static_cast<float>(high ? low : low - 4);
+  }
+}
+
+// Q5_K: Q4_K's sub-blocks, scales and mins with a fifth bit per element: element 32b + l
+// takes bit b of high-bit byte l.
+void dequant_q5_k(const std::byte* b, float* y) {
+  const float d = f16(b), dmin = f16(b + 2);
+  const std::byte* scales = b + 4;
+  const std::byte* qh = b + 16;
+  const std::byte* qs = b + 48;
+  for (int j = 0; j < 8; ++j) {
+    float sc, m;
+    scale_min_k4(j, scales, sc, m);
+    const float dj = d * sc, mj = dmin * m;
+    for (int l = 0; l < 32; ++l) {
+      const int e = 32 * j + l;
+      const int low = (u8(qs + 32 * (j / 2) + l) >> (4 * (j % 2))) & 0x0F;
+      const int high = (u8(qh + l) >> j) & 1;
+      y[e] = dj * static_cast<float>(low | (high << 4)) - mj;
+    }
+  }
+}
+
+// IQ4_NL / IQ4_XS: 4-bit indices into a fixed non-uniform table (ggml's kvalues_iq4nl).
+constexpr int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+// 32 indices in 16 bytes, Q4_0's order: element l the low nibble of byte l, l + 16 the high.
+void iq4_block32(const std::byte* qs, float dl, float* y) {
+  for (int l = 0; l < 16; ++l) {
+    y[l] = dl * static_cast<float>(kIq4Values[u8(qs + l) & 0x0F]);
+    y[l + 16] = dl * static_cast<float>(kIq4Values[u8(qs + l) >> 4]);
+  }
+}
+
+void dequant_iq4_nl(const std::byte* b, float* y) { iq4_block32(b + 2, f16(b), y); }
+
+// IQ4_XS: 8 sub-blocks of 32 with signed 6-bit scales: low 4 bits in nibble j of the 4
+// scale bytes (low nibble first), top 2 bits at bits 2j..2j+1 of the little-endian u16.
+void dequant_iq4_xs(const std::byte* b, float* y) {
+  const float d = f16(b);
+  uint16_t scales_h;
+  std::memcpy(&scales_h, b + 2, 2);
+  const std::byte* scales_l = b + 4;
+  const std::byte* qs = b + 8;
+  for (int j = 0; j < 8; ++j) {
+    const int low = (u8(scales_l + j / 2) >> (4 * (j % 2))) & 0x0F;
+    const int high = (scales_h >> (2 * j)) & 3;
+    iq4_block32(qs + 16 * j, d * static_cast<float>((low | (high << 4)) - 32), y + 32 * j);
+  }
+}
+
 template <typename F>
 void per_block(const std::byte* src, float* dst, int64_t n, const GgmlTypeTraits& t, F&& f) {
   for (int64_t i = 0; i < n / t.block_elems; ++i) f(src + i * t.block_bytes, dst + i * t.block_elems);
@@ -218,8 +305,13 @@ void ggml_dequantize(uint32_t type, const std::byte* src, float* dst, int64_t n)
     case ggml_type::Q5_0: return per_block(src, dst, n, t, [](const std::byte* b, float* y) { dequant_q5(b, y, false); });
     case ggml_type::Q5_1: return per_block(src, dst, n, t, [](const std::byte* b, float* y) { dequant_q5(b, y, true); });
     case ggml_type::Q8_0: return per_block(src, dst, n, t, dequant_q8_0);
+    case ggml_type::Q2_K: return per_block(src, dst, n, t, dequant_q2_k);
+    case ggml_type::Q3_K: return per_block(src, dst, n, t, dequant_q3_k);
     case ggml_type::Q4_K: return per_block(src, dst, n, t, dequant_q4_k);
+    case ggml_type::Q5_K: return per_block(src, dst, n, t, dequant_q5_k);
     case ggml_type::Q6_K: return per_block(src, dst, n, t, dequant_q6_k);
+    case ggml_type::IQ4_NL: return per_block(src, dst, n, t, dequant_iq4_nl);
+    case ggml_type::IQ4_XS: return per_block(src, dst, n, t, dequant_iq4_xs);
     default: throw Error("dequantizing ggml type " + std::string(row->name) + " is not supported");
   }
 }

@@ -321,7 +321,7 @@ Tensor GgufFile::read_f32(const GgufTensorInfo& t) const {
   if (!traits || !traits->dequantizable)
     fail_file(path(), "tensor '" + t.name + "' has type " + ggml_type_name(t.type) +
                           ", which cannot be dequantized (supported: F32, F16, BF16, F64, I8, I16, I32, I64, "
-                          "Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K)");
+                          "Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS)");
   Tensor out = Tensor::zeros(DType::F32, t.shape());
   const size_t offset = data_start_ + t.offset;
   file_->will_need(offset, t.nbytes);

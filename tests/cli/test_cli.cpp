@@ -131,7 +131,7 @@ TEST(Cli, ConvertOverwriteReplacesTheOutputWithTheNewContent) {
     EXPECT_TRUE(e.path().filename() == "old" || e.path().filename() == "new" || e.path().filename() == "out") << e.path();
 }
 
-// A GGUF file whose second tensor has a type modelpress cannot dequantize (Q2_K): convert
+// A GGUF file whose second tensor has a type modelpress cannot dequantize (IQ2_XXS): convert
 // fails half-way, and neither the output nor any staging folder may remain.
 std::string gguf_with_undequantizable_tensor() {
   std::string b;
@@ -150,13 +150,13 @@ std::string gguf_with_undequantizable_tensor() {
   str("b.weight");
   u32(1);
   u64(256);
-  u32(10);  // Q2_K: 84 bytes per 256 elements
+  u32(16);  // IQ2_XXS: 66 bytes per 256 elements
   u64(32);
   b.resize((b.size() + 31) / 32 * 32, '\0');
   const float a[4] = {1, 2, 3, 4};
   b.append(reinterpret_cast<const char*>(a), sizeof a);
   b.resize(b.size() + 16, '\0');
-  b.resize(b.size() + 84, '\1');
+  b.resize(b.size() + 66, '\1');
   return b;
 }
 
@@ -165,7 +165,7 @@ TEST(Cli, FailedConvertLeavesNoPartialOutput) {
   write_file(dir / "m.gguf", gguf_with_undequantizable_tensor());
   CommandResult r = run(dir, "inspect '" + (dir / "m.gguf") + "'");
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(r.out.find("Q2_K"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("IQ2_XXS"), std::string::npos) << r.out;
   r = run(dir, "convert '" + (dir / "m.gguf") + "' -o '" + (dir / "out") + "'");
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(lines(r.err), 1u) << r.err;

@@ -307,7 +307,7 @@ TEST(GgufRead, QuantizedTensorThroughTheFile) {
   TempDir dir;
   GgufBuilder b;
   b.tensor("q", {64, 2}, gt::Q8_0, bytes);
-  b.tensor("k", {256}, gt::Q5_K, std::string(176, '\0'));
+  b.tensor("k", {256}, gt::IQ2_XXS, std::string(66, '\0'));
   const GgufFile f = GgufFile::open(write(dir, "q.gguf", b.build()));
   const GgufTensorInfo* q = f.find("q");
   ASSERT_NE(q, nullptr);
@@ -316,10 +316,10 @@ TEST(GgufRead, QuantizedTensorThroughTheFile) {
   EXPECT_EQ(t.shape(), (Shape{2, 64}));
   EXPECT_EQ(t.to_f32(), want);
 
-  // Q5_K is recognised (its size validated) but not dequantized.
+  // IQ2_XXS is recognised (its size validated) but not dequantized.
   const GgufTensorInfo* k = f.find("k");
   ASSERT_NE(k, nullptr);
-  EXPECT_EQ(k->nbytes, 176u);
+  EXPECT_EQ(k->nbytes, 66u);
   try {
     f.read_f32(*k);
     ADD_FAILURE() << "no error";
@@ -327,7 +327,7 @@ TEST(GgufRead, QuantizedTensorThroughTheFile) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find(f.path()), std::string::npos) << msg;
     EXPECT_NE(msg.find("'k'"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("Q5_K"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("IQ2_XXS"), std::string::npos) << msg;
     EXPECT_NE(msg.find("cannot be dequantized"), std::string::npos) << msg;
   }
 }
@@ -356,9 +356,10 @@ TEST(GgufTypes, NamesAndTraits) {
       {gt::F64, 1, 8, true},       {gt::I8, 1, 1, true},        {gt::I16, 1, 2, true},
       {gt::I32, 1, 4, true},       {gt::Q4_0, 32, 18, true},    {gt::Q4_1, 32, 20, true},
       {gt::Q5_0, 32, 22, true},    {gt::Q5_1, 32, 24, true},    {gt::Q8_0, 32, 34, true},
-      {gt::Q8_1, 32, 36, false},   {gt::Q2_K, 256, 84, false},  {gt::Q3_K, 256, 110, false},
-      {gt::Q4_K, 256, 144, true},  {gt::Q5_K, 256, 176, false}, {gt::Q6_K, 256, 210, true},
-      {gt::Q8_K, 256, 292, false}, {gt::IQ2_XXS, 256, 66, false}, {gt::IQ4_NL, 32, 18, false},
+      {gt::Q8_1, 32, 36, false},   {gt::Q2_K, 256, 84, true},   {gt::Q3_K, 256, 110, true},
+      {gt::Q4_K, 256, 144, true},  {gt::Q5_K, 256, 176, true},  {gt::Q6_K, 256, 210, true},
+      {gt::Q8_K, 256, 292, false}, {gt::IQ2_XXS, 256, 66, false}, {gt::IQ4_NL, 32, 18, true},
+      {gt::IQ4_XS, 256, 136, true},
       {gt::IQ1_M, 256, 56, false}, {gt::TQ2_0, 256, 66, false}, {gt::MXFP4, 32, 17, false},
   };
   for (const Row& r : rows) {
@@ -540,11 +541,40 @@ TEST(GgufDequant, Q6_K) {
   EXPECT_EQ(y[255], -448.0f);
 }
 
+TEST(GgufDequant, Iq4NlKnownAnswer) {
+  // d = 0.5; byte l holds index l (low nibble) and 15 - l (high): element l is
+  // 0.5 * kvalues[l], element l + 16 is 0.5 * kvalues[15 - l].
+  const int8_t kvalues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+  std::string blk;
+  put<uint16_t>(blk, 0x3800);  // 0.5 in f16
+  for (int l = 0; l < 16; ++l) blk += static_cast<char>(l | ((15 - l) << 4));
+  const auto y = dequant(gt::IQ4_NL, blk, 32);
+  for (int l = 0; l < 16; ++l) {
+    EXPECT_EQ(y[l], 0.5f * kvalues[l]) << l;
+    EXPECT_EQ(y[l + 16], 0.5f * kvalues[15 - l]) << l;
+  }
+}
+
+TEST(GgufDequant, Q3KHighBitSetMeansNoOffset) {
+  // Every 6-bit scale stored as 33 = 0b10'0001 (low nibble 1, top bits 0b10): scale 33 - 32 = 1.
+  // Every 2-bit code 3; the high mask set for the first 32 elements only: they decode to
+  // d * 1 * 3, the rest to d * 1 * (3 - 4).
+  std::string blk(110, '\0');
+  for (int l = 0; l < 32; ++l) blk[static_cast<size_t>(l)] = '\x01';              // bit 0: elements 0..31
+  for (int i = 0; i < 64; ++i) blk[static_cast<size_t>(32 + i)] = '\xFF';         // every 2-bit code 3
+  for (int i = 0; i < 8; ++i) blk[static_cast<size_t>(96 + i)] = '\x11';          // low nibbles 1
+  for (int i = 0; i < 4; ++i) blk[static_cast<size_t>(104 + i)] = '\xAA';         // top bits 0b10 each
+  blk[108] = '\x00';
+  blk[109] = '\x40';  // d = 2.0 in f16
+  const auto y = dequant(gt::Q3_K, blk, 256);
+  for (int e = 0; e < 256; ++e) EXPECT_EQ(y[e], e < 32 ? 6.0f : -2.0f) << "element " << e;
+}
+
 TEST(GgufDequant, RejectsUnsupportedTypesAndPartialBlocks) {
   const std::string zeros(300, '\0');
   std::vector<float> out(256);
   const auto* src = reinterpret_cast<const std::byte*>(zeros.data());
-  EXPECT_THROW(ggml_dequantize(gt::Q2_K, src, out.data(), 256), Error);
+  EXPECT_THROW(ggml_dequantize(gt::Q8_K, src, out.data(), 256), Error);
   EXPECT_THROW(ggml_dequantize(gt::IQ2_XXS, src, out.data(), 256), Error);
   EXPECT_THROW(ggml_dequantize(99, src, out.data(), 32), Error);
   EXPECT_THROW(ggml_dequantize(gt::Q4_0, src, out.data(), 31), Error);
