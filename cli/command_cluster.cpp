@@ -31,7 +31,7 @@ struct ClusterCommandOptions {
   double tau = quant::kDefaultRelativeTau, epsilon = 1e-4;
   int iters = 8;
   uint64_t seed = 0;
-  bool channel_scale = false, overwrite = false, json = false;
+  bool channel_scale = false, overwrite = false, json = false, allow_requantize = false;
   std::vector<std::string> skip;
 };
 
@@ -104,6 +104,9 @@ void set_cluster_command(CLI::App& app) {
   cmd->add_option("--skip", opts->skip, "Regex searched in module names; matching layers stay dense (repeatable)");
   cmd->add_option("--max-shard-size", opts->max_shard, "Largest shard, e.g. 5GB, 500MB, 2GiB")->capture_default_str();
   cmd->add_flag("--overwrite", opts->overwrite, "Replace an existing output folder once the new one is complete");
+  cmd->add_flag("--allow-requantize", opts->allow_requantize,
+                "Cluster a GGUF whose linear weights are already block-quantized (refused otherwise: their dequantized "
+                "values would be quantized again)");
   cmd->add_flag("--json", opts->json, "Print the per-layer report as JSON instead of the summary line");
   cmd->callback([opts, iters] {
     quant::QuantizeOptions q;
@@ -126,6 +129,7 @@ void set_cluster_command(CLI::App& app) {
     q.skip = opts->skip;
     q.max_shard_bytes = parse_byte_size(opts->max_shard);
     q.overwrite = opts->overwrite;
+    q.allow_requantize = opts->allow_requantize;
     std::shared_ptr<CalibrationFile> calib;
     if (!opts->calib.empty()) {
       calib = std::make_shared<CalibrationFile>(CalibrationFile::open(opts->calib));

@@ -23,15 +23,21 @@ struct QuantizeCommandOptions {
   std::string input, output, method, max_shard = "5GB", scale_search = "on";
   float threshold = 6.0f;
   int64_t group_size = 128;
-  bool asymmetric = false, overwrite = false, json = false;
+  bool asymmetric = false, overwrite = false, json = false, allow_requantize = false;
   std::vector<std::string> skip;
 };
 
 void print_summary(const quant::QuantizeReport& r, double seconds, const std::string& output) {
-  uint64_t skipped_before = 0;
+  // Before: bytes read from the input as stored (a GGUF block type counts at its size in the
+  // file); after: bytes written (the same tensors dequantized where the input was blocked).
+  uint64_t skipped_before = 0, skipped_after = 0;
   for (const auto& l : r.layers)
-    if (l.format == "skipped") skipped_before += l.bytes_before;
+    if (l.format == "skipped") {
+      skipped_before += l.bytes_before;
+      skipped_after += l.bytes_after;
+    }
   const uint64_t other = r.bytes_before - r.linear_bytes_before - skipped_before;
+  const uint64_t other_after = r.bytes_after - r.linear_bytes_after - skipped_after;
   const size_t other_tensors = r.tensors_in - r.quantized - r.skipped;
   auto bits = [](uint64_t bytes, uint64_t elements) { return elements ? 8.0 * bytes / elements : 0.0; };
   uint64_t quantized_elements = 0, skipped_elements = 0;
@@ -49,11 +55,11 @@ void print_summary(const quant::QuantizeReport& r, double seconds, const std::st
     std::string why;
     for (const auto& [reason, n] : reasons) why += (why.empty() ? "" : ", ") + reason + (n > 1 ? " x" + std::to_string(n) : "");
     std::printf("%-22s  %7zu  %12s  -> %12s  %12.2f  (%s)\n", "linear, kept", r.skipped,
-                format_bytes(skipped_before).c_str(), format_bytes(skipped_before).c_str(),
-                bits(skipped_before, skipped_elements), why.c_str());
+                format_bytes(skipped_before).c_str(), format_bytes(skipped_after).c_str(),
+                bits(skipped_after, skipped_elements), why.c_str());
   }
   std::printf("%-22s  %7zu  %12s  -> %12s\n", "other tensors, copied", other_tensors, format_bytes(other).c_str(),
-              format_bytes(other).c_str());
+              format_bytes(other_after).c_str());
   std::printf("%-22s  %7zu  %12s  -> %12s  (%.2fx smaller)\n", "total", r.tensors_in, format_bytes(r.bytes_before).c_str(),
               format_bytes(r.bytes_after).c_str(),
               r.bytes_after ? static_cast<double>(r.bytes_before) / static_cast<double>(r.bytes_after) : 0.0);
@@ -108,6 +114,9 @@ void set_quantize_command(CLI::App& app) {
                                         "matching layers stay unquantized (repeatable)");
   cmd->add_option("--max-shard-size", opts->max_shard, "Largest shard, e.g. 5GB, 500MB, 2GiB")->capture_default_str();
   cmd->add_flag("--overwrite", opts->overwrite, "Replace an existing output folder once the new one is complete");
+  cmd->add_flag("--allow-requantize", opts->allow_requantize,
+                "Quantize a GGUF whose linear weights are already block-quantized (Q4_1, Q8_0, ...): their "
+                "dequantized values are quantized again, adding this method's error to the file's (refused otherwise)");
   cmd->add_flag("--json", opts->json, "Print the per-layer report as JSON instead of the summary table");
   cmd->callback([opts, threshold, group_size, asymmetric, scale_search] {
     // An option of another method is a mistake worth stopping for, not something to ignore.
@@ -128,6 +137,7 @@ void set_quantize_command(CLI::App& app) {
     q.skip = opts->skip;
     q.max_shard_bytes = parse_byte_size(opts->max_shard);
     q.overwrite = opts->overwrite;
+    q.allow_requantize = opts->allow_requantize;
     const auto start = std::chrono::steady_clock::now();
     const Checkpoint ck = Checkpoint::open(opts->input);
     quant::QuantizeReport report;

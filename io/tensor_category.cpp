@@ -33,7 +33,7 @@ const std::vector<Rule>& rules() {
         r(C::ExpertLinear, R"(\.experts\.(gate_up_proj|gate_proj|up_proj|down_proj)$)", 3, 3),
         r(C::ExpertLinear, R"(ffn_(gate|up|down|gate_up)_exps\.weight$)", 2, 3),
         r(C::Norm, R"((^|\.)(\w*norm\w*|LayerNorm|ln_\w+|ln\d*)\.(weight|bias)$)", 1, 1),
-        r(C::Embedding, R"((^|\.)(embed_tokens|wte|wpe|word_embeddings|position_embeddings|token_type_embeddings|token_embd|embed_positions|shared)\.weight$)", 2, 2),
+        r(C::Embedding, R"((^|\.)(embed_tokens|wte|wpe|word_embeddings|position_embeddings|token_type_embeddings|token_embd|position_embd|token_types|embed_positions|shared)\.weight$)", 2, 2),
         r(C::LmHead, R"((^|\.)lm_head\.weight(_packed)?$|^output\.weight(_packed)?$)", 2, 2),
         r(C::AttentionLinear, R"((self_attn|attention|attn|cross_attn|self_attention)\.(\w+\.)*(q_proj|k_proj|v_proj|o_proj|qkv_proj|query|key|value|dense|out_proj|c_attn|c_proj|Wqkv|query_key_value|q|k|v|o)\.weight(_packed)?$)", 2, 2),
         r(C::AttentionLinear, R"((^|\.)attn_(q|k|v|qkv|output)\.weight(_packed)?$)", 2, 2),

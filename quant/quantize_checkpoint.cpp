@@ -40,6 +40,10 @@ void refuse_quantized_input(const Checkpoint& in, const std::string& path) {
         throw Error(path + ": already quantized (tensor " + t.name + "); quantize the original checkpoint instead");
 }
 
+bool is_float_storage(const std::string& stored_type) {
+  return stored_type == "F32" || stored_type == "F16" || stored_type == "BF16" || stored_type == "F64";
+}
+
 struct SkipRule {
   std::string text;
   std::regex re;
@@ -183,6 +187,25 @@ class BackgroundWriter {
 
 namespace {
 
+// GGUF layers stored in a block type (Q4_1, Q8_0, ...) that this run would quantize: refused
+// with the count, an example and the way out, before anything is written.
+void refuse_block_quantized_layers(const Checkpoint& in, const QuantizeOptions& options,
+                                   const std::vector<SkipRule>& skips) {
+  size_t count = 0;
+  const CheckpointTensor* example = nullptr;
+  for (const auto& t : in.tensors())
+    if (is_layer_weight(t) && !is_float_storage(t.stored_type) &&
+        skip_reason(t, t.name.substr(0, t.name.size() - 7), options, skips).empty()) {
+      ++count;
+      if (!example) example = &t;
+    }
+  if (count == 0) return;
+  throw Error(in.files()[example->file] + ": " + std::to_string(count) + " linear weights are already quantized in the file (" +
+              example->name + " is " + example->stored_type +
+              "); quantizing them again adds this method's error to the file's. Start from the f16/f32 original, "
+              "or pass --allow-requantize; nothing written");
+}
+
 // False only when config.json lists architectures, none is a class with an output head
 // (transformers names those ...ForCausalLM, ...LMHeadModel, ...ForConditionalGeneration), and
 // it does not declare tied word embeddings: then there is no lm_head module to list as
@@ -221,6 +244,7 @@ QuantizeReport quantize_checkpoint(const Checkpoint& in, const std::string& out_
   if (to_quantize == 0)
     throw Error(source + ": no linear layer left to quantize (" + std::to_string(linear) +
                 " linear weights, all skipped or not 2-D); nothing written");
+  if (!options.allow_requantize) refuse_block_quantized_layers(in, options, skips);
 
   CheckpointWriterOptions wo;
   wo.max_shard_bytes = options.max_shard_bytes;

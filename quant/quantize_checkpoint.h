@@ -41,6 +41,10 @@ struct QuantizeOptions {
   bool skip_routers = true;
   uint64_t max_shard_bytes = 5'000'000'000;
   bool overwrite = false;
+  // A GGUF whose linear weights are already block-quantized (Q4_1, Q8_0, ...) is refused:
+  // their dequantized values would be quantized again, this method's error on top of the
+  // file's. True does it anyway.
+  bool allow_requantize = false;
 };
 
 struct LayerReport {

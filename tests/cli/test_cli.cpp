@@ -160,6 +160,66 @@ std::string gguf_with_undequantizable_tensor() {
   return b;
 }
 
+// A GGUF with a Q8_0 token embedding (4 rows of 32) and one Q8_0 linear weight
+// (blk.0.attn_q.weight, 2 rows of 32); every block d = 0.5, codes -16..15 + row.
+std::string gguf_with_q8_0_layer() {
+  std::string b;
+  auto u32 = [&](uint32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); };
+  auto u64 = [&](uint64_t v) { b.append(reinterpret_cast<const char*>(&v), 8); };
+  auto str = [&](const std::string& s) { u64(s.size()); b += s; };
+  b += "GGUF";
+  u32(3);
+  u64(2);  // tensors
+  u64(0);  // KV pairs
+  str("token_embd.weight");
+  u32(2);
+  u64(32);
+  u64(4);
+  u32(8);  // Q8_0, 4 x 32: 4 blocks of 34 bytes
+  u64(0);
+  str("blk.0.attn_q.weight");
+  u32(2);
+  u64(32);
+  u64(2);
+  u32(8);  // Q8_0, 2 x 32
+  u64(160);  // 136 rounded up to the 32-byte alignment
+  b.resize((b.size() + 31) / 32 * 32, '\0');
+  auto rows = [&](int n) {
+    for (int row = 0; row < n; ++row) {
+      b += std::string("\x00\x38", 2);  // d = 0.5 in f16
+      for (int j = 0; j < 32; ++j) b += static_cast<char>(j - 16 + row);
+    }
+  };
+  rows(4);
+  b.resize(b.size() + 24, '\0');
+  rows(2);
+  return b;
+}
+
+TEST(Cli, QuantizingAnAlreadyQuantizedGgufIsRefusedUnlessAllowed) {
+  TempDir dir;
+  write_file(dir / "m.gguf", gguf_with_q8_0_layer());
+  CommandResult r = run(dir, "quantize '" + (dir / "m.gguf") + "' -o '" + (dir / "out") + "' --method w8a8");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(lines(r.err), 1u) << r.err;
+  for (const char* part : {"m.gguf: 1 linear weights are already quantized", "blk.0.attn_q.weight is Q8_0",
+                           "--allow-requantize", "nothing written"})
+    EXPECT_NE(r.err.find(part), std::string::npos) << part << " in " << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "out"));
+  // The cluster command shares the rule.
+  r = run(dir, "cluster '" + (dir / "m.gguf") + "' -o '" + (dir / "out") + "' --bits 2");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("--allow-requantize"), std::string::npos) << r.err;
+
+  r = run(dir, "quantize '" + (dir / "m.gguf") + "' -o '" + (dir / "out") + "' --method w8a8 --allow-requantize");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "out/model.safetensors"));
+  // The summary says what was read and what was written: the Q8_0 layer is read at its 68
+  // bytes in the file, the embedding read at 136 and written dequantized, at 512.
+  EXPECT_NE(r.out.find("quantized (w8a8)              1          68 B  ->"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("other tensors, copied         1         136 B  ->        512 B"), std::string::npos) << r.out;
+}
+
 TEST(Cli, FailedConvertLeavesNoPartialOutput) {
   TempDir dir;
   write_file(dir / "m.gguf", gguf_with_undequantizable_tensor());

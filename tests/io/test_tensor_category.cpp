@@ -65,6 +65,13 @@ const Case kCases[] = {
     {"blk.0.attn_norm.weight", 1, TensorCategory::Norm},
     {"output_norm.weight", 1, TensorCategory::Norm},
     {"output.weight", 2, TensorCategory::LmHead},
+    // GGUF BERT (llama.cpp's convert_hf_to_gguf.py names): the position and token-type
+    // embeddings are tables, not linear layers, as in the safetensors original.
+    {"position_embd.weight", 2, TensorCategory::Embedding},
+    {"token_types.weight", 2, TensorCategory::Embedding},
+    {"token_embd_norm.weight", 1, TensorCategory::Norm},
+    {"blk.0.attn_output_norm.bias", 1, TensorCategory::Norm},
+    {"blk.0.layer_output_norm.weight", 1, TensorCategory::Norm},
     // Already-quantized checkpoints: side tensors are never weights.
     {"model.layers.0.self_attn.q_proj.SCB", 1, TensorCategory::Other},
     {"model.layers.0.self_attn.q_proj.weight_scale", 2, TensorCategory::Other},
