@@ -14,6 +14,7 @@
 #include "io/checkpoint.h"
 #include "io/checkpoint_writer.h"
 #include "io/error.h"
+#include "quant/gguf_quantize.h"
 #include "quant/quantize_checkpoint.h"
 
 namespace modelpress::cli {
@@ -79,9 +80,10 @@ void set_quantize_command(CLI::App& app) {
                   "llm-int8: int8 weights + 16-bit outlier activation columns, bitsandbytes layout "
                   "(transformers load_in_8bit); w8a8: int8 per-channel weights, dynamic int8 per-token activations; "
                   "w4a16: 4-bit group-wise weights, 16-bit activations (w8a8 and w4a16 in the compressed-tensors "
-                  "format vLLM loads)")
+                  "format vLLM loads); q8_0, q4_0, q4_1: llama.cpp's block types, from a GGUF input to an -o FILE.gguf "
+                  "that llama.cpp loads")
       ->required()
-      ->check(CLI::IsMember({"llm-int8", "w8a8", "w4a16"}));
+      ->check(CLI::IsMember({"llm-int8", "w8a8", "w4a16", "q8_0", "q4_0", "q4_1"}));
   // Validators of our own: CLI11's range checks print the limits of double in full.
   auto* threshold =
       cmd->add_option("--threshold", opts->threshold,
@@ -105,9 +107,10 @@ void set_quantize_command(CLI::App& app) {
   auto* asymmetric = cmd->add_flag("--asymmetric", opts->asymmetric, "w4a16 only: per-group zero points (default symmetric)");
   auto* scale_search =
       cmd->add_option("--scale-search", opts->scale_search,
-                      "w4a16 only: on: each group's scale (and zero point) chosen for the least squared weight error "
-                      "(clipping ratios searched, then refitted); off: the range rule, absmax / 7.5 (or (max - min) / 15), "
-                      "which keeps every weight within half a step")
+                      "w4a16 and the GGUF methods: on: each group's scale (and zero point) chosen for the least squared "
+                      "weight error (clipping ratios searched, then refitted); off: the range rule, absmax / 7.5 (or "
+                      "(max - min) / 15), which keeps every weight within half a step, and for q8_0/q4_0/q4_1 llama.cpp's "
+                      "reference quantization byte for byte")
           ->capture_default_str()
           ->check(CLI::IsMember({"on", "off"}));
   cmd->add_option("--skip", opts->skip, "Regex searched in module names (e.g. 'layers\\.0\\.' or 'down_proj'); "
@@ -122,18 +125,29 @@ void set_quantize_command(CLI::App& app) {
     // An option of another method is a mistake worth stopping for, not something to ignore.
     if (opts->method != "llm-int8" && threshold->count() > 0)
       throw CLI::ValidationError("--threshold", "applies to --method llm-int8 only");
-    for (const CLI::Option* o : {group_size, asymmetric, scale_search})
+    const uint32_t gguf_type = quant::gguf_method_type(opts->method);
+    for (const CLI::Option* o : {group_size, asymmetric})
       if (opts->method != "w4a16" && o->count() > 0)
         throw CLI::ValidationError(o->get_name(), "applies to --method w4a16 only");
+    if (opts->method != "w4a16" && gguf_type == 0 && scale_search->count() > 0)
+      throw CLI::ValidationError("--scale-search", "applies to --method w4a16, q8_0, q4_0 and q4_1 only");
+    const bool gguf_output = opts->output.ends_with(".gguf");
+    if (gguf_output && gguf_type == 0)
+      throw CLI::ValidationError("--output", "--method " + opts->method + " writes a Hugging Face folder, not " +
+                                                 opts->output + "; GGUF output takes --method q8_0, q4_0 or q4_1");
+    if (!gguf_output && gguf_type != 0)
+      throw CLI::ValidationError("--output", "--method " + opts->method + " writes a GGUF file: give -o a name ending in .gguf");
     static const std::map<std::string, kernels::LinearFormat> methods{{"llm-int8", kernels::LinearFormat::LlmInt8},
                                                                       {"w8a8", kernels::LinearFormat::W8A8},
                                                                       {"w4a16", kernels::LinearFormat::W4A16}};
     quant::QuantizeOptions q;
-    q.method = methods.at(opts->method);
+    if (gguf_type == 0) q.method = methods.at(opts->method);
     q.llm_int8.threshold = opts->threshold;
     q.w4a16.group_size = opts->group_size;
     q.w4a16.symmetric = !opts->asymmetric;
     q.w4a16.scale_search = opts->scale_search == "on";
+    q.gguf_type = gguf_type;
+    q.gguf_scale_search = opts->scale_search == "on";
     q.skip = opts->skip;
     q.max_shard_bytes = parse_byte_size(opts->max_shard);
     q.overwrite = opts->overwrite;
@@ -143,8 +157,9 @@ void set_quantize_command(CLI::App& app) {
     quant::QuantizeReport report;
     {
       Progress progress("quantize", ck.tensors().size());
-      report = quant::quantize_checkpoint(ck, opts->output, q,
-                                          [&](size_t, size_t, const std::string& name) { progress.step(name); });
+      auto step = [&](size_t, size_t, const std::string& name) { progress.step(name); };
+      report = gguf_type != 0 ? quant::quantize_to_gguf(opts->input, opts->output, q, step)
+                              : quant::quantize_checkpoint(ck, opts->output, q, step);
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (opts->json) std::cout << quant::report_json(report).dump(2) << "\n";

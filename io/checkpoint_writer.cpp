@@ -34,6 +34,11 @@ CheckpointWriter::CheckpointWriter(std::string target, const Checkpoint* source,
         fail_file(target_, "holds the input's weight files; write the output somewhere else");
     config_ = source_->config();
   }
+  // A name ending in .gguf promises a GGUF file; this writes a folder (a silent folder named
+  // x.gguf is what users got before).
+  if (target_.ends_with(".gguf"))
+    fail_file(target_, "ends in .gguf, but this command writes a Hugging Face folder; GGUF output is "
+                       "`modelpress quantize IN.gguf -o OUT.gguf --method q8_0|q4_0|q4_1`");
   const fs::path parent = target_path.has_parent_path() ? target_path.parent_path() : fs::path(".");
   if (!fs::exists(parent, ec)) fail_file(target_, "parent folder " + parent.string() + " does not exist");
   staging_ = temporary_path_for(target_);

@@ -212,6 +212,7 @@ GgufFile GgufFile::open(const std::string& path) {
         r.fail(kv_at, "general.alignment " + std::to_string(a) + " is not a nonzero power of two");
       f.alignment_ = a;
     }
+    f.kv_ranges_.emplace_back(kv_at, r.pos() - kv_at);
     entries.emplace_back(std::move(key), std::move(value));
   }
 
@@ -310,6 +311,16 @@ GgufFile GgufFile::open(const std::string& path) {
 const GgufTensorInfo* GgufFile::find(std::string_view name) const {
   auto it = index_.find(std::string(name));
   return it == index_.end() ? nullptr : &tensors_[it->second];
+}
+
+std::vector<GgufFile::KvRecord> GgufFile::kv_records() const {
+  std::vector<KvRecord> out;
+  size_t i = 0;
+  for (const auto& [key, value] : metadata_.items()) {
+    const auto [offset, size] = kv_ranges_[i++];
+    out.push_back({key, {file_->data() + offset, static_cast<size_t>(size)}});
+  }
+  return out;
 }
 
 std::span<const std::byte> GgufFile::raw(const GgufTensorInfo& t) const {

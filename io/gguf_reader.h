@@ -48,6 +48,13 @@ class GgufFile {
   // Every KV pair in file order. Strings are kept byte for byte as the file has them, which
   // need not be valid UTF-8: print with json::error_handler_t::replace.
   const nlohmann::ordered_json& metadata() const { return metadata_; }
+  // Each KV pair's whole record (key, value type, value) as the file stores it, in file
+  // order, so that a writer can carry metadata over with its exact value types.
+  struct KvRecord {
+    std::string key;
+    std::span<const std::byte> bytes;
+  };
+  std::vector<KvRecord> kv_records() const;
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }  // header order
   const GgufTensorInfo* find(std::string_view name) const;
 
@@ -63,6 +70,7 @@ class GgufFile {
   uint64_t alignment_ = kDefaultAlignment;
   uint64_t data_start_ = 0;
   nlohmann::ordered_json metadata_ = nlohmann::ordered_json::object();
+  std::vector<std::pair<uint64_t, uint64_t>> kv_ranges_;  // [offset, size) of each KV record
   std::vector<GgufTensorInfo> tensors_;
   std::unordered_map<std::string, size_t> index_;
 };

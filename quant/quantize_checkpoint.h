@@ -45,6 +45,10 @@ struct QuantizeOptions {
   // their dequantized values would be quantized again, this method's error on top of the
   // file's. True does it anyway.
   bool allow_requantize = false;
+  // GGUF output (quant/gguf_quantize.h): the ggml block type the quantized layers are written
+  // in (Q8_0, Q4_0, Q4_1) and whether each block's parameters are searched (gguf_blocks.h).
+  uint32_t gguf_type = 0;
+  bool gguf_scale_search = true;
 };
 
 struct LayerReport {

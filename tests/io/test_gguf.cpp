@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "io/error.h"
 #include "io/gguf_dequant.h"
 #include "io/gguf_reader.h"
+#include "io/gguf_writer.h"
 #include "tests/test_util.h"
 
 namespace modelpress {
@@ -824,6 +826,77 @@ TEST(GgufBad, AbsurdTensorCount) {
   put<uint64_t>(s, uint64_t{1} << 50);
   put<uint64_t>(s, 0);
   expect_open_error(write(dir, "count.gguf", s), "tensor count 1125899906842624 is larger than the file");
+}
+
+// ------------------------------------------------------------------------------------------
+// Writer
+// ------------------------------------------------------------------------------------------
+
+std::span<const std::byte> bytes_of(const std::vector<float>& v) { return std::as_bytes(std::span<const float>(v)); }
+
+TEST(GgufWriter, RoundTripsThroughTheReaderWithCarriedRecords) {
+  TempDir dir;
+  const std::vector<float> a = {1, 2, 3, 4, 5, 6}, b = {-1, 0.5f};
+  {
+    GgufWriter w(dir / "m.gguf", false);
+    w.add_string("general.architecture", "llama");
+    w.add_u32("llama.block_count", 2);
+    w.add_f32("llama.rope.freq_base", 10000.0f);
+    EXPECT_THROW(w.add_u32("llama.block_count", 3), Error);
+    EXPECT_EQ(w.declare_tensor("a.weight", {3, 2}, ggml_type::F32), 24u);
+    EXPECT_EQ(w.declare_tensor("b", {2}, ggml_type::F32), 8u);
+    EXPECT_THROW(w.declare_tensor("q", {33}, ggml_type::Q4_0), Error);  // not whole blocks
+    w.write_tensor(bytes_of(a));
+    EXPECT_THROW(w.write_tensor(bytes_of(a)), Error);  // b has 8 bytes, not 24
+    w.write_tensor(bytes_of(b));
+    w.finish();
+  }
+  const GgufFile f = GgufFile::open(dir / "m.gguf");
+  EXPECT_EQ(f.version(), 3u);
+  EXPECT_EQ(f.metadata()["general.architecture"], "llama");
+  EXPECT_EQ(f.metadata()["llama.block_count"], 2);
+  EXPECT_EQ(f.metadata()["llama.rope.freq_base"], 10000.0f);
+  ASSERT_EQ(f.tensors().size(), 2u);
+  EXPECT_EQ(f.tensors()[0].shape(), (Shape{2, 3}));
+  EXPECT_EQ(f.read_f32(f.tensors()[0]).to_f32(), a);
+  EXPECT_EQ(f.read_f32(f.tensors()[1]).to_f32(), b);
+  for (const auto& t : f.tensors()) EXPECT_EQ((f.data_start() + t.offset) % 32, 0u) << t.name;
+
+  // Records carried into a second file come back with the same values and types.
+  {
+    GgufWriter w(dir / "copy.gguf", false);
+    for (const auto& r : f.kv_records()) w.add_record(r.key, r.bytes);
+    w.declare_tensor("b", {2}, ggml_type::F32);
+    w.write_tensor(bytes_of(b));
+    w.finish();
+  }
+  const GgufFile copy = GgufFile::open(dir / "copy.gguf");
+  EXPECT_EQ(copy.metadata(), f.metadata());
+  ASSERT_EQ(copy.kv_records().size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    const auto x = f.kv_records()[i].bytes, y = copy.kv_records()[i].bytes;
+    EXPECT_TRUE(std::equal(x.begin(), x.end(), y.begin(), y.end())) << f.kv_records()[i].key;
+  }
+}
+
+TEST(GgufWriter, NothingAppearsUnlessFinishedAndExistingFilesNeedOverwrite) {
+  TempDir dir;
+  {
+    GgufWriter w(dir / "m.gguf", false);
+    w.declare_tensor("a", {4}, ggml_type::F32);
+    // Dropped before the tensor is written (an error mid-run): no file, no temporary.
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+  write(dir, "m.gguf", "old");
+  EXPECT_THROW(GgufWriter(dir / "m.gguf", false), Error);
+  {
+    GgufWriter w(dir / "m.gguf", true);
+    w.declare_tensor("a", {1}, ggml_type::F32);
+    w.write_tensor(bytes_of(std::vector<float>{7}));
+    w.finish();
+  }
+  EXPECT_EQ(GgufFile::open(dir / "m.gguf").tensors().size(), 1u);
+  EXPECT_THROW(GgufWriter(dir / "nowhere/m.gguf", false), Error);
 }
 
 }  // namespace
