@@ -14,6 +14,7 @@
 #include "io/checkpoint.h"
 #include "io/checkpoint_writer.h"
 #include "io/error.h"
+#include "io/gguf_dequant.h"
 #include "quant/gguf_quantize.h"
 #include "quant/quantize_checkpoint.h"
 
@@ -21,7 +22,7 @@ namespace modelpress::cli {
 namespace {
 
 struct QuantizeCommandOptions {
-  std::string input, output, method, max_shard = "5GB", scale_search = "on";
+  std::string input, output, method, max_shard = "5GB", scale_search = "on";  // w4a16's default
   float threshold = 6.0f;
   int64_t group_size = 128;
   bool asymmetric = false, overwrite = false, json = false, allow_requantize = false;
@@ -110,8 +111,8 @@ void set_quantize_command(CLI::App& app) {
                       "w4a16 and the GGUF methods: on: each group's scale (and zero point) chosen for the least squared "
                       "weight error (clipping ratios searched, then refitted); off: the range rule, absmax / 7.5 (or "
                       "(max - min) / 15), which keeps every weight within half a step, and for q8_0/q4_0/q4_1 llama.cpp's "
-                      "reference quantization byte for byte")
-          ->capture_default_str()
+                      "reference quantization byte for byte. Default: on for w4a16 and q8_0, off for q4_0 and q4_1, "
+                      "where the search lowered the weight error but not the model's KLD (docs/FORMATS.md)")
           ->check(CLI::IsMember({"on", "off"}));
   cmd->add_option("--skip", opts->skip, "Regex searched in module names (e.g. 'layers\\.0\\.' or 'down_proj'); "
                                         "matching layers stay unquantized (repeatable)");
@@ -147,7 +148,7 @@ void set_quantize_command(CLI::App& app) {
     q.w4a16.symmetric = !opts->asymmetric;
     q.w4a16.scale_search = opts->scale_search == "on";
     q.gguf_type = gguf_type;
-    q.gguf_scale_search = opts->scale_search == "on";
+    q.gguf_scale_search = scale_search->count() > 0 ? opts->scale_search == "on" : gguf_type == ggml_type::Q8_0;
     q.skip = opts->skip;
     q.max_shard_bytes = parse_byte_size(opts->max_shard);
     q.overwrite = opts->overwrite;

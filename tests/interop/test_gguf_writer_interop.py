@@ -4,8 +4,8 @@ package (llama.cpp's own Python reader and reference quantizers):
 - with --scale-search off, every quantized tensor is byte for byte what gguf.quants.quantize
   (ggml's reference quantization, what llama-quantize writes without an importance matrix)
   makes of the same weights;
-- with the search (the default) the package reads the file, and each tensor's error is at
-  most the reference's;
+- with --scale-search on the package reads the file, and each tensor's error is below the
+  reference's; without the option q8_0 searches and q4_0 / q4_1 are the reference;
 - the metadata is the input's, record for record, but general.file_type and
   general.quantization_version; tensors keep their names and order; the output head, the
   embedding and a layer whose rows are not whole blocks of 32 stay as stored.
@@ -60,7 +60,7 @@ def test_reference_bytes_and_searched_error(f16_gguf, modelpress, tmp_path, meth
     qtype = TYPES[method]
     ref_path, searched_path = tmp_path / "ref.gguf", tmp_path / "searched.gguf"
     modelpress("quantize", src, "-o", ref_path, "--method", method, "--scale-search", "off")
-    modelpress("quantize", src, "-o", searched_path, "--method", method)
+    modelpress("quantize", src, "-o", searched_path, "--method", method, "--scale-search", "on")
     source = gguf.GGUFReader(str(src))
     for path in (ref_path, searched_path):
         out = gguf.GGUFReader(str(path))
@@ -86,6 +86,11 @@ def test_reference_bytes_and_searched_error(f16_gguf, modelpress, tmp_path, meth
         e_ref = float(((w - gguf.quants.dequantize(ref[name].data, qtype)) ** 2).sum())
         e_searched = float(((w - gguf.quants.dequantize(searched[name].data, qtype)) ** 2).sum())
         assert e_searched < e_ref, (name, e_searched, e_ref)
+    # The defaults: q8_0 searched, q4_0 and q4_1 the reference.
+    default_path = tmp_path / "default.gguf"
+    modelpress("quantize", src, "-o", default_path, "--method", method)
+    same_as = searched_path if method == "q8_0" else ref_path
+    assert default_path.read_bytes() == same_as.read_bytes()
     # modelpress reads its own file to the package's values.
     modelpress("convert", searched_path, "-o", tmp_path / "dense")
     with safe_open(str(tmp_path / "dense" / "model.safetensors"), framework="numpy") as f:
