@@ -15,7 +15,7 @@
 
 #include "cli/commands.h"
 #include "cli/progress.h"
-#include "io/calibration.h"
+#include "cli/calibration_importance.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint_writer.h"
 #include "io/error.h"
@@ -130,29 +130,7 @@ void set_cluster_command(CLI::App& app) {
     q.max_shard_bytes = parse_byte_size(opts->max_shard);
     q.overwrite = opts->overwrite;
     q.allow_requantize = opts->allow_requantize;
-    std::shared_ptr<CalibrationFile> calib;
-    if (!opts->calib.empty()) {
-      calib = std::make_shared<CalibrationFile>(CalibrationFile::open(opts->calib));
-      q.importance = [calib](const std::string& module, int64_t k) {
-        // diag(X^T X): from the Gram matrix over every token when the file has statistics
-        // (modelpress calibrate), else the sum over the recorded rows of x_k^2
-        // (CalibrationFile::read names the file and layer when the layer is missing or has
-        // another width).
-        if (const auto stats = calib->read_stats(module, k)) {
-          std::vector<float> d(static_cast<size_t>(k));
-          for (int64_t j = 0; j < k; ++j) d[static_cast<size_t>(j)] = stats->gram[static_cast<size_t>(j * k + j)];
-          return d;
-        }
-        const CalibrationRows rows = calib->read(module, k);
-        std::vector<double> h(static_cast<size_t>(k), 0.0);
-        for (int64_t r = 0; r < rows.rows; ++r)
-          for (int64_t j = 0; j < k; ++j) {
-            const double x = rows.values[static_cast<size_t>(r * k + j)];
-            h[static_cast<size_t>(j)] += x * x;
-          }
-        return std::vector<float>(h.begin(), h.end());
-      };
-    }
+    if (!opts->calib.empty()) q.importance = calibration_importance(opts->calib);
     const auto start = std::chrono::steady_clock::now();
     const Checkpoint ck = Checkpoint::open(opts->input);
     quant::QuantizeReport report;

@@ -14,7 +14,9 @@
 #include "io/checkpoint.h"
 #include "io/checkpoint_writer.h"
 #include "io/error.h"
+#include "cli/calibration_importance.h"
 #include "io/gguf_dequant.h"
+#include "model/weights.h"
 #include "quant/gguf_quantize.h"
 #include "quant/quantize_checkpoint.h"
 
@@ -22,7 +24,7 @@ namespace modelpress::cli {
 namespace {
 
 struct QuantizeCommandOptions {
-  std::string input, output, method, max_shard = "5GB", scale_search = "on";  // w4a16's default
+  std::string input, output, method, calib, max_shard = "5GB", scale_search = "on";  // w4a16's default
   float threshold = 6.0f;
   int64_t group_size = 128;
   bool asymmetric = false, overwrite = false, json = false, allow_requantize = false;
@@ -114,6 +116,10 @@ void set_quantize_command(CLI::App& app) {
                       "reference quantization byte for byte. Default: on for w4a16 and q8_0, off for q4_0 and q4_1, "
                       "where the search lowered the weight error but not the model's KLD (docs/FORMATS.md)")
           ->check(CLI::IsMember({"on", "off"}));
+  auto* calib = cmd->add_option(
+      "--calib", opts->calib,
+      "q8_0, q4_0, q4_1: a calibration file (modelpress calibrate on the same model): the scale search weighs each "
+      "weight's error by its input column's diag(X^T X), as llama.cpp's importance matrix does (turns the search on)");
   cmd->add_option("--skip", opts->skip, "Regex searched in module names (e.g. 'layers\\.0\\.' or 'down_proj'); "
                                         "matching layers stay unquantized (repeatable)");
   cmd->add_option("--max-shard-size", opts->max_shard, "Largest shard, e.g. 5GB, 500MB, 2GiB")->capture_default_str();
@@ -122,7 +128,7 @@ void set_quantize_command(CLI::App& app) {
                 "Quantize a GGUF whose linear weights are already block-quantized (Q4_1, Q8_0, ...): their "
                 "dequantized values are quantized again, adding this method's error to the file's (refused otherwise)");
   cmd->add_flag("--json", opts->json, "Print the per-layer report as JSON instead of the summary table");
-  cmd->callback([opts, threshold, group_size, asymmetric, scale_search] {
+  cmd->callback([opts, threshold, group_size, asymmetric, scale_search, calib] {
     // An option of another method is a mistake worth stopping for, not something to ignore.
     if (opts->method != "llm-int8" && threshold->count() > 0)
       throw CLI::ValidationError("--threshold", "applies to --method llm-int8 only");
@@ -132,6 +138,10 @@ void set_quantize_command(CLI::App& app) {
         throw CLI::ValidationError(o->get_name(), "applies to --method w4a16 only");
     if (opts->method != "w4a16" && gguf_type == 0 && scale_search->count() > 0)
       throw CLI::ValidationError("--scale-search", "applies to --method w4a16, q8_0, q4_0 and q4_1 only");
+    if (calib->count() > 0 && gguf_type == 0)
+      throw CLI::ValidationError("--calib", "applies to --method q8_0, q4_0 and q4_1 only");
+    if (calib->count() > 0 && scale_search->count() > 0 && opts->scale_search == "off")
+      throw CLI::ValidationError("--calib", "weighs the scale search; it does nothing with --scale-search off");
     const bool gguf_output = opts->output.ends_with(".gguf");
     if (gguf_output && gguf_type == 0)
       throw CLI::ValidationError("--output", "--method " + opts->method + " writes a Hugging Face folder, not " +
@@ -148,7 +158,14 @@ void set_quantize_command(CLI::App& app) {
     q.w4a16.symmetric = !opts->asymmetric;
     q.w4a16.scale_search = opts->scale_search == "on";
     q.gguf_type = gguf_type;
-    q.gguf_scale_search = scale_search->count() > 0 ? opts->scale_search == "on" : gguf_type == ggml_type::Q8_0;
+    q.gguf_scale_search =
+        scale_search->count() > 0 ? opts->scale_search == "on" : (gguf_type == ggml_type::Q8_0 || calib->count() > 0);
+    // The calibration file has Hugging Face module names; the GGUF driver asks by GGUF name.
+    if (calib->count() > 0)
+      q.importance = calibration_importance(opts->calib, [](const std::string& gguf_module) {
+        const std::string hf = model::hf_name_of_gguf(gguf_module + ".weight");
+        return hf.substr(0, hf.size() - 7);
+      });
     q.skip = opts->skip;
     q.max_shard_bytes = parse_byte_size(opts->max_shard);
     q.overwrite = opts->overwrite;

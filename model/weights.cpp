@@ -8,17 +8,17 @@
 namespace modelpress::model {
 namespace {
 
-// Hugging Face LLaMA names -> llama.cpp's GGUF names (llama.cpp's LLM_TENSOR_NAMES).
-std::string gguf_name_of(const std::string& hf) {
-  static const std::vector<std::pair<std::string, std::string>> kWhole = {
+// Hugging Face LLaMA names <-> llama.cpp's GGUF names (llama.cpp's LLM_TENSOR_NAMES).
+const std::vector<std::pair<std::string, std::string>>& whole_names() {
+  static const std::vector<std::pair<std::string, std::string>> names = {
       {"model.embed_tokens.weight", "token_embd.weight"},
       {"model.norm.weight", "output_norm.weight"},
       {"lm_head.weight", "output.weight"},
   };
-  for (const auto& [from, to] : kWhole)
-    if (hf == from) return to;
-  static const std::regex layer(R"(^model\.layers\.(\d+)\.(.+)\.(weight|bias)$)");
-  static const std::vector<std::pair<std::string, std::string>> kInLayer = {
+  return names;
+}
+const std::vector<std::pair<std::string, std::string>>& in_layer_names() {
+  static const std::vector<std::pair<std::string, std::string>> names = {
       {"input_layernorm", "attn_norm"},        {"post_attention_layernorm", "ffn_norm"},
       {"self_attn.q_proj", "attn_q"},          {"self_attn.k_proj", "attn_k"},
       {"self_attn.v_proj", "attn_v"},          {"self_attn.o_proj", "attn_output"},
@@ -26,14 +26,32 @@ std::string gguf_name_of(const std::string& hf) {
       {"mlp.gate_proj", "ffn_gate"},           {"mlp.up_proj", "ffn_up"},
       {"mlp.down_proj", "ffn_down"},
   };
+  return names;
+}
+
+std::string gguf_name_of(const std::string& hf) {
+  for (const auto& [from, to] : whole_names())
+    if (hf == from) return to;
+  static const std::regex layer(R"(^model\.layers\.(\d+)\.(.+)\.(weight|bias)$)");
   std::smatch m;
   if (std::regex_match(hf, m, layer))
-    for (const auto& [from, to] : kInLayer)
+    for (const auto& [from, to] : in_layer_names())
       if (m[2] == from) return "blk." + m[1].str() + "." + to + "." + m[3].str();
   return hf;  // not a name GGUF has: reported missing under its Hugging Face name
 }
 
 }  // namespace
+
+std::string hf_name_of_gguf(const std::string& gguf) {
+  for (const auto& [hf, to] : whole_names())
+    if (gguf == to) return hf;
+  static const std::regex layer(R"(^blk\.(\d+)\.([a-z_]+)\.(weight|bias)$)");
+  std::smatch m;
+  if (std::regex_match(gguf, m, layer))
+    for (const auto& [hf, to] : in_layer_names())
+      if (m[2] == to) return "model.layers." + m[1].str() + "." + hf + "." + m[3].str();
+  return gguf;
+}
 
 WeightSource::WeightSource(const Checkpoint& checkpoint, int64_t heads, int64_t kv_heads)
     : ck_(checkpoint), heads_(heads), kv_heads_(kv_heads) {

@@ -20,6 +20,10 @@ class Checkpoint;
 
 namespace modelpress::model {
 
+// The Hugging Face name of a GGUF LLaMA tensor name ("blk.3.attn_q.weight" ->
+// "model.layers.3.self_attn.q_proj.weight"); other names come back unchanged.
+std::string hf_name_of_gguf(const std::string& gguf);
+
 class WeightSource {
  public:
   // `heads` / `kv_heads`: for GGUF's q/k permutation.

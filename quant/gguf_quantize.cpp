@@ -113,6 +113,14 @@ QuantizeReport quantize_to_gguf(const std::string& input, const std::string& out
     }
     const Tensor weight = gguf.read_f32(info);
     const int64_t rows = t.shape[0], k = t.shape[1];
+    // Calibration importance per input column (the same for every row), when given.
+    std::vector<float> importance;
+    if (options.importance) {
+      importance = options.importance(t.name.substr(0, t.name.size() - 7), k);
+      if (static_cast<int64_t>(importance.size()) != k)
+        throw Error(t.name + ": the calibration importance has " + std::to_string(importance.size()) + " columns, the layer " +
+                    std::to_string(k));
+    }
     const uint64_t row_bytes = static_cast<uint64_t>(k / 32) * ggml_type_traits(out_type[i])->block_bytes;
     std::vector<std::byte> packed(static_cast<size_t>(row_bytes * static_cast<uint64_t>(rows)));
     std::vector<uint8_t> bad(static_cast<size_t>(rows), 0);
@@ -122,7 +130,8 @@ QuantizeReport quantize_to_gguf(const std::string& input, const std::string& out
         bad[static_cast<size_t>(r)] = 1;
         return;
       }
-      quantize_gguf_blocks(out_type[i], row, k, options.gguf_scale_search, packed.data() + r * row_bytes);
+      quantize_gguf_blocks(out_type[i], row, k, options.gguf_scale_search, packed.data() + r * row_bytes,
+                           importance.empty() ? nullptr : importance.data());
     });
     if (const auto it = std::find(bad.begin(), bad.end(), 1); it != bad.end()) fail_nonfinite(t.name, weight, it - bad.begin());
     writer.write_tensor(packed);
@@ -138,7 +147,10 @@ QuantizeReport quantize_to_gguf(const std::string& input, const std::string& out
     report.layers.push_back(std::move(lr));
   }
   writer.finish();
-  report.quantization_config = {{"format", "gguf"}, {"type", report.method}, {"scale_search", options.gguf_scale_search}};
+  report.quantization_config = {{"format", "gguf"},
+                                {"type", report.method},
+                                {"scale_search", options.gguf_scale_search},
+                                {"importance", static_cast<bool>(options.importance)}};
   return report;
 }
 

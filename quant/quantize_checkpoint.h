@@ -27,7 +27,8 @@ struct QuantizeOptions {
   LlmInt8Options llm_int8;
   W4A16Options w4a16;
   // Lut (`modelpress cluster`): the clustering, and optionally each layer's importance per
-  // input column (diag(X^T X) of its calibration rows) for the sensitivity-weighted variant.
+  // input column (diag(X^T X) of its calibration rows) for the sensitivity-weighted variant;
+  // the GGUF methods' scale search weighs its error with the same importance.
   ClusterOptions cluster;
   std::function<std::vector<float>(const std::string& module, int64_t in_features)> importance;
   // ECMAScript regexes searched in each linear layer's module name ("model.layers.0.mlp.
