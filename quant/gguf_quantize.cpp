@@ -41,7 +41,7 @@ QuantizeReport quantize_to_gguf(const std::string& input, const std::string& out
     throw Error(input + ": GGUF output needs a GGUF input (modelpress writes GGUF from GGUF only for now; make an "
                         "F16 GGUF with llama.cpp's convert_hf_to_gguf.py first)");
   const std::string path = ck.files().front();
-  const GgufFile gguf = GgufFile::open(path);
+  const GgufFile& gguf = *ck.gguf();  // the checkpoint's own mapping, not a second one
   const std::vector<SkipRule> skips = compile_skips(options.skip);
   if (!options.allow_requantize) refuse_block_quantized_layers(ck, options, skips);
 

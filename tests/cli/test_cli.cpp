@@ -9,8 +9,11 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <span>
 
 #include "io/checkpoint.h"
+#include "io/gguf_dequant.h"
+#include "io/gguf_writer.h"
 #include "io/synthetic_checkpoint.h"
 #include "io/tensor_category.h"
 #include "tests/cli_runner.h"
@@ -131,74 +134,47 @@ TEST(Cli, ConvertOverwriteReplacesTheOutputWithTheNewContent) {
     EXPECT_TRUE(e.path().filename() == "old" || e.path().filename() == "new" || e.path().filename() == "out") << e.path();
 }
 
+struct GgufTensorSpec {
+  std::string name;
+  std::vector<uint64_t> ne;  // GGUF order
+  uint32_t type;
+  std::string bytes;
+};
+
+// A GGUF file of these tensors (no metadata), written by io/'s GgufWriter.
+void write_gguf(const std::string& path, const std::vector<GgufTensorSpec>& tensors) {
+  GgufWriter w(path, false);
+  for (const auto& t : tensors) w.declare_tensor(t.name, t.ne, t.type);
+  for (const auto& t : tensors) w.write_tensor(std::as_bytes(std::span<const char>(t.bytes.data(), t.bytes.size())));
+  w.finish();
+}
+
 // A GGUF file whose second tensor has a type modelpress cannot dequantize (IQ2_XXS): convert
 // fails half-way, and neither the output nor any staging folder may remain.
-std::string gguf_with_undequantizable_tensor() {
-  std::string b;
-  auto u32 = [&](uint32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); };
-  auto u64 = [&](uint64_t v) { b.append(reinterpret_cast<const char*>(&v), 8); };
-  auto str = [&](const std::string& s) { u64(s.size()); b += s; };
-  b += "GGUF";
-  u32(3);
-  u64(2);  // tensors
-  u64(0);  // KV pairs
-  str("a.weight");
-  u32(1);
-  u64(4);
-  u32(0);  // F32
-  u64(0);
-  str("b.weight");
-  u32(1);
-  u64(256);
-  u32(16);  // IQ2_XXS: 66 bytes per 256 elements
-  u64(32);
-  b.resize((b.size() + 31) / 32 * 32, '\0');
+void write_gguf_with_undequantizable_tensor(const std::string& path) {
   const float a[4] = {1, 2, 3, 4};
-  b.append(reinterpret_cast<const char*>(a), sizeof a);
-  b.resize(b.size() + 16, '\0');
-  b.resize(b.size() + 66, '\1');
-  return b;
+  write_gguf(path, {{"a.weight", {4}, ggml_type::F32, std::string(reinterpret_cast<const char*>(a), sizeof a)},
+                    {"b.weight", {256}, ggml_type::IQ2_XXS, std::string(66, '\1')}});  // 66 bytes per 256
 }
 
 // A GGUF with a Q8_0 token embedding (4 rows of 32) and one Q8_0 linear weight
 // (blk.0.attn_q.weight, 2 rows of 32); every block d = 0.5, codes -16..15 + row.
-std::string gguf_with_q8_0_layer() {
-  std::string b;
-  auto u32 = [&](uint32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); };
-  auto u64 = [&](uint64_t v) { b.append(reinterpret_cast<const char*>(&v), 8); };
-  auto str = [&](const std::string& s) { u64(s.size()); b += s; };
-  b += "GGUF";
-  u32(3);
-  u64(2);  // tensors
-  u64(0);  // KV pairs
-  str("token_embd.weight");
-  u32(2);
-  u64(32);
-  u64(4);
-  u32(8);  // Q8_0, 4 x 32: 4 blocks of 34 bytes
-  u64(0);
-  str("blk.0.attn_q.weight");
-  u32(2);
-  u64(32);
-  u64(2);
-  u32(8);  // Q8_0, 2 x 32
-  u64(160);  // 136 rounded up to the 32-byte alignment
-  b.resize((b.size() + 31) / 32 * 32, '\0');
-  auto rows = [&](int n) {
+void write_gguf_with_q8_0_layer(const std::string& path) {
+  auto rows = [](int n) {
+    std::string b;
     for (int row = 0; row < n; ++row) {
       b += std::string("\x00\x38", 2);  // d = 0.5 in f16
       for (int j = 0; j < 32; ++j) b += static_cast<char>(j - 16 + row);
     }
+    return b;
   };
-  rows(4);
-  b.resize(b.size() + 24, '\0');
-  rows(2);
-  return b;
+  write_gguf(path, {{"token_embd.weight", {32, 4}, ggml_type::Q8_0, rows(4)},
+                    {"blk.0.attn_q.weight", {32, 2}, ggml_type::Q8_0, rows(2)}});
 }
 
 TEST(Cli, QuantizingAnAlreadyQuantizedGgufIsRefusedUnlessAllowed) {
   TempDir dir;
-  write_file(dir / "m.gguf", gguf_with_q8_0_layer());
+  write_gguf_with_q8_0_layer(dir / "m.gguf");
   CommandResult r = run(dir, "quantize '" + (dir / "m.gguf") + "' -o '" + (dir / "out") + "' --method w8a8");
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(lines(r.err), 1u) << r.err;
@@ -222,7 +198,7 @@ TEST(Cli, QuantizingAnAlreadyQuantizedGgufIsRefusedUnlessAllowed) {
 
 TEST(Cli, FailedConvertLeavesNoPartialOutput) {
   TempDir dir;
-  write_file(dir / "m.gguf", gguf_with_undequantizable_tensor());
+  write_gguf_with_undequantizable_tensor(dir / "m.gguf");
   CommandResult r = run(dir, "inspect '" + (dir / "m.gguf") + "'");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("IQ2_XXS"), std::string::npos) << r.out;

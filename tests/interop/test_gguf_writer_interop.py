@@ -99,14 +99,10 @@ def test_reference_bytes_and_searched_error(f16_gguf, modelpress, tmp_path, meth
 
 
 def test_bad_outputs_are_refused(f16_gguf, modelpress, tmp_path_factory, tmp_path):
-    import os
-    import subprocess
-
     src, _ = f16_gguf
-    binary = os.environ.get("MODELPRESS_BIN", "build/cli/modelpress")
 
     def fails(*args):
-        r = subprocess.run([binary, *map(str, args)], capture_output=True, text=True)
+        r = run_modelpress(args)
         assert r.returncode != 0, r.stderr
         return r.stderr.strip().splitlines()[0]  # (CLI11 adds "Run with --help" to option errors)
 
@@ -157,14 +153,16 @@ def test_calibration_importance_weighs_the_search(f16_gguf, modelpress, tmp_path
     # A layer missing from the file is an error naming it; --calib needs a GGUF method.
     save_file({"model.layers.0.self_attn.q_proj": rows["model.layers.0.self_attn.q_proj"]}, str(calib),
               metadata={"format": "modelpress-calibration", "version": "1", "source": "test"})
-    r = subprocess_run(["quantize", src, "-o", tmp_path / "y.gguf", "--method", "q4_0", "--calib", calib])
+    r = run_modelpress(["quantize", src, "-o", tmp_path / "y.gguf", "--method", "q4_0", "--calib", calib])
     assert r.returncode == 1 and "model.layers.0.mlp.down_proj" in r.stderr, r.stderr
     assert not (tmp_path / "y.gguf").exists()
-    r = subprocess_run(["quantize", src, "-o", tmp_path / "z", "--method", "w4a16", "--calib", calib])
+    r = run_modelpress(["quantize", src, "-o", tmp_path / "z", "--method", "w4a16", "--calib", calib])
     assert r.returncode != 0 and "--calib" in r.stderr, r.stderr
 
 
-def subprocess_run(args):
+def run_modelpress(args):
+    """The binary's CompletedProcess, whatever its exit status (the `modelpress` fixture
+    asserts success)."""
     import os
     import subprocess
 
