@@ -3,6 +3,7 @@
 // MoE); OPCM and its baselines merge fine-tuned models into a base one model at a time,
 // writing a merged checkpoint that is also the --state of the next run (docs/MERGING.md).
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <limits>
@@ -27,7 +28,9 @@ struct EwaCommandOptions {
 struct ContinualCommandOptions {
   std::string base, state, output, max_shard = "5GB";
   std::vector<std::string> add;
-  double alpha = 0.5, scale = std::numeric_limits<double>::quiet_NaN(), top_k = 20;
+  double alpha = 0.5, scale = std::numeric_limits<double>::quiet_NaN(), density = 0.2;
+  std::vector<double> weight;
+  bool allow_repeat = false;
   uint64_t seed = 0;
   bool shuffle = false, overwrite = false, json = false;
 };
@@ -99,7 +102,10 @@ void set_continual(CLI::App& merge, merge::MergeMethod method, const std::string
   auto opts = std::make_shared<ContinualCommandOptions>();
   const std::string name = merge::method_name(method);
   CLI::App* cmd = merge.add_subcommand(name, help);
-  cmd->add_option("--base", opts->base, "Pretrained checkpoint the task models were fine-tuned from")->required();
+  if (method == merge::MergeMethod::Average)
+    cmd->add_option("--base", opts->base, "Optional: a checkpoint every model is checked against (not part of the mean)");
+  else
+    cmd->add_option("--base", opts->base, "Pretrained checkpoint the task models were fine-tuned from")->required();
   cmd->add_option("--add", opts->add, "Fine-tuned model(s) to merge, in order")->required()->expected(1, -1);
   cmd->add_option("--state", opts->state, "Continue the merge whose output folder this is (it holds the merged "
                                           "weights and modelpress_merge_state.json)");
@@ -108,25 +114,44 @@ void set_continual(CLI::App& merge, merge::MergeMethod method, const std::string
     cmd->add_option("--alpha", opts->alpha, "Share of the singular-value sum whose subspace new task vectors avoid")
         ->capture_default_str()
         ->check(CLI::Range(0.0, 1.0));
-  if (method == merge::MergeMethod::TaskArithmetic || method == merge::MergeMethod::Ties)
+  if (method == merge::MergeMethod::TaskArithmetic || method == merge::MergeMethod::ContinualTies)
     cmd->add_option("--scale", opts->scale,
                     std::string("Scale s of each added task vector (default ") +
-                        (method == merge::MergeMethod::Ties ? "0.5" : "0.3") + ")");
-  if (method == merge::MergeMethod::Ties)
-    cmd->add_option("--top-k", opts->top_k, "Percent of each task vector's entries kept by magnitude")
-        ->capture_default_str()
-        ->check(CLI::Range(0.0, 100.0));
+                        (method == merge::MergeMethod::ContinualTies ? "0.5" : "0.3") + ")");
+  if (method == merge::MergeMethod::TaskArithmetic || method == merge::MergeMethod::Average)
+    cmd->add_option("--weight", opts->weight,
+                    method == merge::MergeMethod::Average
+                        ? "Weight of each --add model in the mean, in order (default 1 each)"
+                        : "Scale of each --add model's task vector, in order (default --scale for all)")
+        ->expected(1, -1);
+  if (method == merge::MergeMethod::ContinualTies)
+    cmd->add_option("--density", opts->density, "Fraction of each task vector's entries kept by magnitude, in (0, 1]")
+        ->capture_default_str();
+  cmd->add_flag("--allow-repeat", opts->allow_repeat,
+                "With --state: merge a model even if the state already holds it (by fingerprint)");
   cmd->add_flag("--shuffle", opts->shuffle, "Merge the --add models in an order drawn from --seed");
   cmd->add_option("--seed", opts->seed, "Seed of --shuffle")->capture_default_str();
   cmd->add_option("--max-shard-size", opts->max_shard, "Largest shard, e.g. 5GB, 500MB, 2GiB")->capture_default_str();
   cmd->add_flag("--overwrite", opts->overwrite, "Replace an existing output folder once the new one is complete");
   cmd->add_flag("--json", opts->json, "Print the report as JSON");
-  cmd->callback([opts, method, name] {
+  auto* scale_option = cmd->get_option_no_throw("--scale");
+  cmd->callback([opts, method, name, scale_option] {
+    // Usage errors before any file is opened: NaN is not "not given", and density is a fraction.
+    if (scale_option && scale_option->count() > 0 && !std::isfinite(opts->scale))
+      throw CLI::ValidationError("--scale", "must be a finite number");
+    for (double w : opts->weight)
+      if (!std::isfinite(w)) throw CLI::ValidationError("--weight", "must be finite numbers");
+    if (!opts->weight.empty() && opts->weight.size() != opts->add.size())
+      throw CLI::ValidationError("--weight", "give one weight per --add model (" + std::to_string(opts->add.size()) + ")");
+    if (!(opts->density > 0 && opts->density <= 1))
+      throw CLI::ValidationError("--density", "must lie in (0, 1] (a fraction: 0.2 keeps 20%)");
     merge::ContinualOptions o;
     o.method = method;
     o.alpha = opts->alpha;
-    o.scale = opts->scale;
-    o.top_k = opts->top_k / 100.0;
+    if (scale_option && scale_option->count() > 0) o.scale = opts->scale;
+    o.density = opts->density;
+    o.weights = opts->weight;
+    o.allow_repeat = opts->allow_repeat;
     o.shuffle = opts->shuffle;
     o.seed = opts->seed;
     o.max_shard_bytes = parse_byte_size(opts->max_shard);
@@ -176,18 +201,21 @@ void set_continual(CLI::App& merge, merge::MergeMethod method, const std::string
 }  // namespace
 
 void set_merge_command(CLI::App& app) {
-  CLI::App* merge = app.add_subcommand("merge", "Merge models: EWA expert averaging, OPCM continual merging and its "
-                                                "baselines (average, task-arithmetic, ties)");
-  merge->require_subcommand(1);
+  CLI::App* merge = app.add_subcommand("merge", "Merge models: a mergekit YAML (--config), TIES, EWA expert averaging, OPCM "
+                                                "continual merging and its baselines (average, task-arithmetic, continual-ties)");
+  merge->require_subcommand(0, 1);
+  set_merge_batch_commands(*merge);
   set_ewa(*merge);
   set_continual(*merge, merge::MergeMethod::Opcm,
                 "OPCM: merge fine-tuned models one at a time, each task vector projected off the merged task "
                 "vector's principal subspace, the result rescaled to the mean task-vector norm");
-  set_continual(*merge, merge::MergeMethod::Average, "Continual weight averaging: theta <- (n theta + theta_new) / (n + 1)");
+  set_continual(*merge, merge::MergeMethod::Average,
+                "Continual (weighted) averaging: theta <- (W theta + w theta_new) / (W + w), W the weight merged so far");
   set_continual(*merge, merge::MergeMethod::TaskArithmetic, "Task arithmetic: theta <- theta + s (theta_new - theta_0)");
-  set_continual(*merge, merge::MergeMethod::Ties,
-                "Continual TIES: trim to the top k%, elect signs, disjoint mean with the merged task vector, "
-                "add s times the result");
+  set_continual(*merge, merge::MergeMethod::ContinualTies,
+                "fusion_bench's continual TIES: each new task vector TIES-merged (trim to --density, elect signs, "
+                "disjoint mean) with the merged task vector, s times the result added; not the paper's batch TIES "
+                "(`merge ties`)");
 }
 
 }  // namespace modelpress::cli

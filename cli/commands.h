@@ -14,6 +14,7 @@ void set_validate_command(CLI::App& app);
 void set_cluster_command(CLI::App& app);
 void set_decompress_command(CLI::App& app);
 void set_merge_command(CLI::App& app);
+void set_merge_batch_commands(CLI::App& merge);  // merge --config, merge ties (command_merge_batch.cpp)
 void set_bench_command(CLI::App& app);
 void set_forward_command(CLI::App& app);
 void set_eval_command(CLI::App& app);

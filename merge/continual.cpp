@@ -121,7 +121,7 @@ std::string method_name(MergeMethod m) {
     case MergeMethod::Opcm: return "opcm";
     case MergeMethod::Average: return "average";
     case MergeMethod::TaskArithmetic: return "task-arithmetic";
-    case MergeMethod::Ties: return "ties";
+    case MergeMethod::ContinualTies: return "continual-ties";
   }
   return "opcm";
 }
@@ -130,16 +130,31 @@ ContinualReport merge_continual(const std::string& base_path, const std::vector<
                                 const std::string& state_dir, const std::string& out, const ContinualOptions& options,
                                 const ContinualProgress& progress) {
   const std::string method = method_name(options.method);
+  const bool average = options.method == MergeMethod::Average;
   if (model_paths.empty()) throw Error("merge " + method + ": no model to add (--add MODEL ...)");
   if (!(options.alpha >= 0 && options.alpha <= 1)) throw Error("merge opcm: --alpha must lie in [0, 1]");
-  if (!(options.top_k > 0 && options.top_k <= 1)) throw Error("merge ties: --top-k must lie in (0, 100] percent");
-  double scale = options.scale;
-  // NaN is "not given"; a negative scale (task negation) is a legitimate choice, not a default.
-  if (std::isnan(scale)) scale = options.method == MergeMethod::Ties ? 0.5 : 0.3;
-  if (!std::isfinite(scale)) throw Error("merge " + method + ": --scale must be a finite number");
+  if (!(options.density > 0 && options.density <= 1))
+    throw Error("merge continual-ties: --density must lie in (0, 1] (a fraction: 0.2 keeps 20%)");
+  if (options.scale && !std::isfinite(*options.scale)) throw Error("merge " + method + ": --scale must be a finite number");
+  if (base_path.empty() && !average) throw Error("merge " + method + ": --base is required");
+  // Each model's weight: --weight, else --scale, else the method's default. A negative
+  // scale (task negation) is a legitimate choice; NaN and infinity are not.
+  const double scale = options.scale.value_or(options.method == MergeMethod::ContinualTies ? 0.5 : 0.3);
+  std::vector<double> weights = options.weights;
+  if (!weights.empty() && weights.size() != model_paths.size())
+    throw Error("merge " + method + ": give one --weight per --add model (" + std::to_string(model_paths.size()) + ")");
+  if (!weights.empty() && options.method != MergeMethod::TaskArithmetic && !average)
+    throw Error("merge " + method + ": per-model weights are not defined for this method");
+  for (double w : weights) {
+    if (!std::isfinite(w)) throw Error("merge " + method + ": --weight must be finite numbers");
+    if (average && !(w > 0)) throw Error("merge average: --weight must be positive (weights of a mean)");
+  }
+  if (weights.empty() && options.method != MergeMethod::Opcm) weights.assign(model_paths.size(), average ? 1.0 : scale);
 
-  const Checkpoint base = Checkpoint::open(base_path);
-  const std::string fingerprint = checkpoint_fingerprint(base);
+  // Average needs no base; its models are then checked against the first one (or the state).
+  const std::string reference_path = !base_path.empty() ? base_path : !state_dir.empty() ? state_dir : model_paths[0];
+  const Checkpoint base = Checkpoint::open(reference_path);
+  const std::string fingerprint = base_path.empty() ? "" : checkpoint_fingerprint(base);
   MergeState state;
   std::optional<Checkpoint> previous;
   std::error_code ec;
@@ -147,11 +162,11 @@ ContinualReport merge_continual(const std::string& base_path, const std::vector<
     state = read_merge_state(state_dir);
     if (state.method != method)
       fail_file(state_dir, "holds a " + state.method + " merge; continue it with `modelpress merge " + state.method + "`");
-    if (state.base_fingerprint != fingerprint)
+    if (!fingerprint.empty() && !state.base_fingerprint.empty() && state.base_fingerprint != fingerprint)
       fail_file(state_dir, "was merged from a different base (fingerprint " + state.base_fingerprint + ", " + base_path +
                                " has " + fingerprint + "); pass the base the merge started from");
     previous.emplace(Checkpoint::open(state_dir));
-    check_compatible(base, base_path, *previous, state_dir);
+    check_compatible(base, reference_path, *previous, state_dir);
     if (fs::exists(out, ec) && fs::equivalent(out, state_dir, ec))
       fail_file(out, "is the state folder being continued; write the continued merge to a new folder");
   } else {
@@ -166,11 +181,29 @@ ContinualReport merge_continual(const std::string& base_path, const std::vector<
     for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[splitmix(x) % i]);
   }
   std::vector<Checkpoint> models;
+  std::vector<std::string> fingerprints;
   models.reserve(order.size());
   for (const auto& p : order) {
     models.push_back(Checkpoint::open(p));
-    check_compatible(base, base_path, models.back(), p);
+    check_compatible(base, reference_path, models.back(), p);
     if (fs::exists(out, ec) && fs::equivalent(out, p, ec)) fail_file(out, "is an input model; write the merge elsewhere");
+    fingerprints.push_back(checkpoint_fingerprint(models.back()));
+    if (options.allow_repeat) continue;
+    // Merging the same model twice weighs it double; almost always a mistake in a script.
+    for (size_t i = 0; i < state.models.size(); ++i)
+      if (state.model_fingerprints[i] == fingerprints.back())
+        fail_file(p, "is already in the merge at " + state_dir + " (as " + state.models[i] +
+                         "); pass --allow-repeat to merge it again");
+    for (size_t i = 0; i + 1 < fingerprints.size(); ++i)
+      if (fingerprints[i] == fingerprints.back())
+        fail_file(p, "is given twice (same fingerprint as " + order[i] + "); pass --allow-repeat to merge it twice");
+  }
+  // --shuffle reorders the models; their weights go with them.
+  if (options.shuffle && !weights.empty()) {
+    std::vector<double> w(order.size());
+    for (size_t i = 0; i < order.size(); ++i)
+      w[i] = weights[std::find(model_paths.begin(), model_paths.end(), order[i]) - model_paths.begin()];
+    weights = w;
   }
 
   ContinualReport report;
@@ -179,6 +212,8 @@ ContinualReport merge_continual(const std::string& base_path, const std::vector<
   report.task_vector_norms.assign(order.size(), 0.0);
   const size_t merged_before = state.models.size();
   const bool opcm = options.method == MergeMethod::Opcm;
+  double previous_weight = 0;  // average: the weight already in the state's mean
+  for (double w : state.weights) previous_weight += w;
   const auto& tensors = base.tensors();
   const size_t total = tensors.size() * (opcm ? 2 : 1);
   report.tensors = tensors.size();
@@ -207,7 +242,7 @@ ContinualReport merge_continual(const std::string& base_path, const std::vector<
     // Checked here so that a non-finite base is named as such, not blamed on every task model.
     for (float v : b)
       if (!std::isfinite(v)) throw Error(base_path + ": tensor " + t.name + " of the base holds NaN or Inf");
-    std::vector<float> cur;  // running merged tensor (baselines) or S_t (OPCM)
+    std::vector<float> cur;  // running merged tensor (continual TIES) or S_t (OPCM)
     bool have = false;
     if (previous) {
       cur = read_f32(*previous, t);
@@ -216,18 +251,34 @@ ContinualReport merge_continual(const std::string& base_path, const std::vector<
         for (size_t i = 0; i < cur.size(); ++i) cur[i] = static_cast<float>(state.lambda * (cur[i] - b[i]));
       }
       have = true;
-    } else if (!opcm && options.method != MergeMethod::Average) {
-      cur = b;  // task arithmetic and TIES start from the base
+    } else if (options.method == MergeMethod::ContinualTies) {
+      cur = b;  // continual TIES starts from the base
       have = true;
+    }
+    // Task arithmetic and averaging sum this run's models in double and round once.
+    std::vector<double> acc;
+    if (options.method == MergeMethod::TaskArithmetic) acc.assign(b.size(), 0.0);
+    if (average) {
+      acc.assign(b.size(), 0.0);
+      if (previous)
+        for (size_t i = 0; i < acc.size(); ++i) acc[i] = previous_weight * cur[i];
     }
     const int64_t rows = t.shape.size() == 2 ? t.shape[0] : 0, cols = t.shape.size() == 2 ? t.shape[1] : 0;
     for (size_t j = 0; j < models.size(); ++j) {
       std::vector<float> x = read_f32(models[j], t);
-      const bool average = options.method == MergeMethod::Average;
-      // Averaging needs the model's values; the others only its task vector.
-      std::vector<float> tau = task_vector(average ? x : std::move(x), b, order[j], t.name);
+      if (average) {
+        // The mean needs the model's values, not a task vector; the norm is against the reference.
+        double d2 = 0;
+        for (size_t i = 0; i < x.size(); ++i) {
+          if (!std::isfinite(x[i])) throw Error(order[j] + ": tensor " + t.name + " holds NaN or Inf");
+          d2 += static_cast<double>(x[i] - b[i]) * (x[i] - b[i]);
+          acc[i] += weights[j] * x[i];
+        }
+        norm2[j] += d2;
+        continue;
+      }
+      std::vector<float> tau = task_vector(std::move(x), b, order[j], t.name);
       norm2[j] += sum_squares(tau);
-      if (average) tau = {};
       const size_t count = merged_before + j;  // models merged before this one
       switch (options.method) {
         case MergeMethod::Opcm:
@@ -244,32 +295,34 @@ ContinualReport merge_continual(const std::string& base_path, const std::vector<
             for (size_t i = 0; i < cur.size(); ++i) cur[i] += tau[i];
           }
           break;
-        case MergeMethod::Average:
-          // theta <- (n theta + theta_new) / (n + 1), n models in theta so far.
-          if (!have) {
-            cur = x;
-            have = true;
-          } else {
-            const double n = static_cast<double>(count);
-            for (size_t i = 0; i < cur.size(); ++i) cur[i] = static_cast<float>((n * cur[i] + x[i]) / (n + 1));
-          }
-          break;
         case MergeMethod::TaskArithmetic:
-          for (size_t i = 0; i < cur.size(); ++i) cur[i] += static_cast<float>(scale) * tau[i];
+          for (size_t i = 0; i < acc.size(); ++i) acc[i] += weights[j] * tau[i];
           break;
-        case MergeMethod::Ties: {
+        case MergeMethod::ContinualTies: {
           // fusion_bench's continual TIES: the first task vector as is, later ones TIES-merged
           // with the merged task vector; the result, scaled, is added to the merged model.
           std::vector<float> tv = std::move(tau);
           if (count > 0) {
             std::vector<float> merged_tv(cur.size());
             for (size_t i = 0; i < cur.size(); ++i) merged_tv[i] = cur[i] - b[i];
-            tv = ties_merge(merged_tv, tv, options.top_k);
+            tv = ties_merge(merged_tv, tv, options.density);
           }
-          for (size_t i = 0; i < cur.size(); ++i) cur[i] += static_cast<float>(scale) * tv[i];
+          for (size_t i = 0; i < cur.size(); ++i) cur[i] += static_cast<float>(weights[j]) * tv[i];
           break;
         }
+        case MergeMethod::Average: break;
       }
+    }
+    if (options.method == MergeMethod::TaskArithmetic) {
+      const std::vector<float>& start = previous ? cur : b;
+      std::vector<float> merged(acc.size());
+      for (size_t i = 0; i < acc.size(); ++i) merged[i] = static_cast<float>(start[i] + acc[i]);
+      cur = std::move(merged);
+    } else if (average) {
+      double wsum = previous_weight;
+      for (double w : weights) wsum += w;
+      cur.resize(acc.size());
+      for (size_t i = 0; i < acc.size(); ++i) cur[i] = static_cast<float>(acc[i] / wsum);
     }
     if (opcm) {
       if (projected(t)) ++report.projected;
@@ -285,6 +338,8 @@ ContinualReport merge_continual(const std::string& base_path, const std::vector<
 
   for (size_t j = 0; j < order.size(); ++j) report.task_vector_norms[j] = std::sqrt(norm2[j]);
   state.models.insert(state.models.end(), order.begin(), order.end());
+  state.model_fingerprints.insert(state.model_fingerprints.end(), fingerprints.begin(), fingerprints.end());
+  state.weights.insert(state.weights.end(), weights.begin(), weights.end());
   report.models_total = state.models.size();
   if (opcm) {
     state.task_vector_norms.insert(state.task_vector_norms.end(), report.task_vector_norms.begin(),
@@ -315,8 +370,7 @@ ContinualReport merge_continual(const std::string& base_path, const std::vector<
     }
   } else {
     report.merged_norm = std::sqrt(merged_norm2);
-    if (options.method != MergeMethod::Average) state.scale = scale;
-    if (options.method == MergeMethod::Ties) state.top_k = options.top_k;
+    if (options.method == MergeMethod::ContinualTies) state.density = options.density;
   }
   report.state = state;
   writer.add_text_file(kStateFile, state_to_json(state).dump(2) + "\n");

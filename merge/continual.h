@@ -1,4 +1,4 @@
-// The streaming driver behind `modelpress merge opcm|average|task-arithmetic|ties`: merges
+// The streaming driver behind `modelpress merge opcm|average|task-arithmetic|continual-ties`: merges
 // task models into a base one at a time, tensor by tensor, and writes the merged checkpoint
 // with its state (merge_state.h) so a later run can continue the merge.
 //
@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,14 +20,18 @@
 
 namespace modelpress::merge {
 
-enum class MergeMethod { Opcm, Average, TaskArithmetic, Ties };
-std::string method_name(MergeMethod m);  // "opcm", "average", "task-arithmetic", "ties"
+enum class MergeMethod { Opcm, Average, TaskArithmetic, ContinualTies };
+std::string method_name(MergeMethod m);  // "opcm", "average", "task-arithmetic", "continual-ties"
 
 struct ContinualOptions {
   MergeMethod method = MergeMethod::Opcm;
   double alpha = 0.5;    // opcm: split rank at this share of the singular-value sum
-  double scale = std::numeric_limits<double>::quiet_NaN();  // task-arithmetic (default 0.3), ties (default 0.5); NaN: default
-  double top_k = 0.2;    // ties: fraction of each task vector's entries kept by magnitude
+  // task-arithmetic (default 0.3), continual-ties (default 0.5): every model's weight unless
+  // `weights` gives one per model. Must be finite when given.
+  std::optional<double> scale;
+  std::vector<double> weights;  // one per added model (average: its weight in the mean), or empty
+  double density = 0.2;  // continual-ties: fraction of each task vector's entries kept by magnitude
+  bool allow_repeat = false;  // merge a model the state already holds (same fingerprint)
   bool shuffle = false;  // merge the added models in an order drawn from `seed`
   uint64_t seed = 0;
   uint64_t max_shard_bytes = 5'000'000'000;
@@ -49,7 +54,9 @@ struct ContinualReport {
 using ContinualProgress = std::function<void(size_t step, size_t total, const std::string& tensor)>;
 
 // Merges `models` into `base` (starting a new merge) or into the previous merge at
-// `state_dir` (a previous output folder, non-empty to continue), writing `out`. Throws Error
+// `state_dir` (a previous output folder, non-empty to continue), writing `out`. `base` may
+// be empty for average, whose mean does not involve it. Sums over this run's models
+// accumulate in double and each output tensor is rounded once to its dtype. Throws Error
 // naming the file and tensor for inputs whose tensor names, shapes or dtypes differ from the
 // base's, a state folder made with another base or another method, NaN/Inf in a task
 // vector, or bad options; the output appears only when complete.

@@ -29,10 +29,11 @@ struct Fnv {
 nlohmann::ordered_json state_to_json(const MergeState& s) {
   nlohmann::ordered_json j;
   j["format"] = "modelpress-merge-state";
-  j["version"] = 1;
+  j["version"] = 2;
   j["method"] = s.method;
   j["base"] = {{"path", s.base_path}, {"fingerprint", s.base_fingerprint}};
   j["models"] = s.models;
+  j["model_fingerprints"] = s.model_fingerprints;
   j["count"] = s.models.size();
   if (s.method == "opcm") {
     double sum = 0;
@@ -42,8 +43,8 @@ nlohmann::ordered_json state_to_json(const MergeState& s) {
     j["lambda"] = s.lambda;
     j["alpha"] = s.alpha;
   }
-  if (s.method == "task-arithmetic" || s.method == "ties") j["scale"] = s.scale;
-  if (s.method == "ties") j["top_k"] = s.top_k;
+  if (s.method != "opcm") j["weights"] = s.weights;
+  if (s.method == "continual-ties") j["density"] = s.density;
   return j;
 }
 
@@ -59,9 +60,11 @@ MergeState read_merge_state(const std::string& dir) {
   }
   try {
     if (j.value("format", "") != "modelpress-merge-state") fail_file(path, "is not a modelpress merge state");
-    if (j.value("version", 0) != 1) fail_file(path, "has an unsupported version");
+    const int version = j.value("version", 0);
+    if (version != 1 && version != 2) fail_file(path, "has an unsupported version");
     MergeState s;
     s.method = j.at("method").get<std::string>();
+    if (version == 1 && s.method == "ties") s.method = "continual-ties";
     s.base_path = j.at("base").at("path").get<std::string>();
     s.base_fingerprint = j.at("base").at("fingerprint").get<std::string>();
     s.models = j.at("models").get<std::vector<std::string>>();
@@ -73,8 +76,17 @@ MergeState read_merge_state(const std::string& dir) {
       if (s.task_vector_norms.size() != s.models.size() || !(s.lambda > 0))
         fail_file(path, "has inconsistent OPCM scalars (task_vector_norms must list one norm per model, lambda > 0)");
     }
-    s.scale = j.value("scale", 0.0);
-    s.top_k = j.value("top_k", 0.0);
+    if (version == 1) {
+      s.model_fingerprints.assign(s.models.size(), "");
+      if (s.method != "opcm") s.weights.assign(s.models.size(), s.method == "average" ? 1.0 : j.value("scale", 0.0));
+      s.density = j.value("top_k", 0.0);
+    } else {
+      s.model_fingerprints = j.at("model_fingerprints").get<std::vector<std::string>>();
+      if (s.method != "opcm") s.weights = j.at("weights").get<std::vector<double>>();
+      s.density = j.value("density", 0.0);
+    }
+    if (s.model_fingerprints.size() != s.models.size() || (s.method != "opcm" && s.weights.size() != s.models.size()))
+      fail_file(path, "must list one fingerprint and one weight per merged model");
     return s;
   } catch (const nlohmann::json::exception& e) {
     fail_file(path, std::string("is missing a field or has one of the wrong type: ") + e.what());

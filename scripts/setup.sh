@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 # chromium: a test renders the HTML validation report headless (tests/validate/render_report.sh).
 # liblapacke-dev, libopenblas-dev: OPCM's SVDs (LAPACK sgesdd) and GEMMs (merge/svd.h).
+# libyaml-cpp-dev: mergekit's YAML merge configurations (merge/merge_config.cpp).
 # libicu-dev: the tokenizers' Unicode classes, normalization and regexes (model/tokenizer*.cpp).
 # `setup.sh --main` installs only what building and running modelpress needs (the README's
 # main command); the tests' packages (GoogleTest, chromium, the Python interop packages) come
@@ -16,7 +17,7 @@ main_only=false
 apt_packages=(g++ cmake ninja-build pkg-config libeigen3-dev libcli11-dev
               nlohmann-json3-dev libonnx-dev libprotobuf-dev protobuf-compiler
               liblapacke-dev libopenblas-dev
-              libicu-dev)
+              libicu-dev libyaml-cpp-dev)
 $main_only || apt_packages+=(libgtest-dev libgmock-dev time chromium)
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -1,4 +1,4 @@
-"""`modelpress merge opcm|average|task-arithmetic|ties` against a NumPy transcription of
+"""`modelpress merge opcm|average|task-arithmetic|continual-ties` against a NumPy transcription of
 fusion_bench's continual-merging code (fusion_bench/method/opcm: opcm.py, weight_average.py,
 task_arithmetic.py, ties_merging.py), on small random state dicts of odd shapes.
 
@@ -116,7 +116,7 @@ def baseline_reference(method, base, tasks):
         return {n: np.mean([t[n] for t in tasks], axis=0) for n in base}
     if method == "task-arithmetic":
         return {n: base[n] + 0.3 * sum(t[n] - base[n] for t in tasks) for n in base}
-    merged = {n: v.copy() for n, v in base.items()}  # ties, per tensor (docs/MERGING.md)
+    merged = {n: v.copy() for n, v in base.items()}  # continual-ties, per tensor (docs/MERGING.md)
     for i, t in enumerate(tasks):
         for n in base:
             tau = t[n] - base[n]
@@ -153,7 +153,7 @@ def test_opcm_continued_through_the_state_matches(models, modelpress):
     assert_close(read(tmp / "step5"), want)
 
 
-@pytest.mark.parametrize("method", ["average", "task-arithmetic", "ties"])
+@pytest.mark.parametrize("method", ["average", "task-arithmetic", "continual-ties"])
 def test_baselines_match_the_transcription(models, modelpress, method):
     tmp, base, tasks = models
     out = tmp / method

@@ -70,7 +70,7 @@ Results run_setting(int tasks, uint64_t seed) {
     return err / tasks;
   };
   return {score(merge::MergeMethod::Opcm), score(merge::MergeMethod::Average),
-          score(merge::MergeMethod::TaskArithmetic), score(merge::MergeMethod::Ties)};
+          score(merge::MergeMethod::TaskArithmetic), score(merge::MergeMethod::ContinualTies)};
 }
 
 TEST(ContinualRegression, OpcmBeatsAveragingAndTaskArithmetic) {

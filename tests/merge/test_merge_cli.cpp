@@ -1,11 +1,13 @@
 // `modelpress merge ...` as a user meets it: help, the summaries, --json, usage errors (exit
 // 2), input errors (one line naming the file and tensor, exit 1, no output left behind), and
-// the options --scale, --top-k and --shuffle/--seed checked by what they do to the weights.
+// the options --scale, --weight, --density and --shuffle/--seed checked by what they do to the
+// weights.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -43,7 +45,7 @@ TEST(MergeCli, HelpListsTheMethods) {
   TempDir dir;
   CommandResult r = run(dir, "merge --help");
   EXPECT_EQ(r.status, 0);
-  for (const char* m : {"ewa", "opcm", "average", "task-arithmetic", "ties"}) EXPECT_NE(r.out.find(m), std::string::npos) << m;
+  for (const char* m : {"--config", "ewa", "opcm", "average", "task-arithmetic", "continual-ties", "ties"}) EXPECT_NE(r.out.find(m), std::string::npos) << m;
   r = run(dir, "merge opcm --help");
   EXPECT_EQ(r.status, 0);
   EXPECT_NE(r.out.find("--alpha"), std::string::npos);
@@ -60,7 +62,14 @@ TEST(MergeCli, OpcmThenContinueAndJson) {
   EXPECT_NE(r.out.find("merged 2 model(s)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("lambda"), std::string::npos) << r.out;
   EXPECT_TRUE(r.err.empty()) << r.err;  // no progress line when stderr is not a terminal
-  r = run(dir, "merge opcm --json --base " + q(dir / "base") + " --add " + q(dir / "a") + " --state " + q(dir / "m") + " -o " + q(dir / "m2"));
+  // "a" is already in the state: refused (one line naming it, nothing written) unless --allow-repeat.
+  r = run(dir, "merge opcm --base " + q(dir / "base") + " --add " + q(dir / "a") + " --state " + q(dir / "m") + " -o " + q(dir / "m2"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("is already in the merge"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "m2"));
+  r = run(dir, "merge opcm --json --allow-repeat --base " + q(dir / "base") + " --add " + q(dir / "a") + " --state " +
+                   q(dir / "m") + " -o " + q(dir / "m2"));
   ASSERT_EQ(r.status, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["models_total"], 3);
@@ -73,8 +82,16 @@ TEST(MergeCli, OpcmThenContinueAndJson) {
 TEST(MergeCli, UsageErrorsExitTwo) {
   TempDir dir;
   for (const std::string args : {"merge", "merge opcm -o x", "merge opcm --base b --add a -o x --alpha 1.5",
-                                 "merge ties --base b --add a -o x --top-k 120", "merge ewa in -o x --share-rate 2",
-                                 "merge frobnicate"}) {
+                                 "merge ties --base b --add a -o x --density 1.5",
+                                 "merge ties --base b --add a -o x --density 0",
+                                 "merge continual-ties --base b --add a -o x --density 20",
+                                 "merge task-arithmetic --base b --add a -o x --scale nan",
+                                 "merge task-arithmetic --base b --add a -o x --scale inf",
+                                 "merge task-arithmetic --base b --add a c -o x --weight 1",
+                                 "merge average --add a c -o x --weight 1 nan",
+                                 "merge ties --base b --add a -o x --weight nan",
+                                 "merge --config c.yml", "merge --config c.yml -o x opcm --base b --add a",
+                                 "merge ewa in -o x --share-rate 2", "merge frobnicate"}) {
     const CommandResult r = run(dir, args);
     EXPECT_EQ(r.status, 2) << args << "\n" << r.err;
   }
@@ -143,23 +160,23 @@ TEST(MergeCli, TaskArithmeticScaleMultipliesTheSumOfTaskVectors) {
         want[i] = static_cast<float>(base[i] + s * ((double(a[i]) - base[i]) + (double(b[i]) - base[i])));
       EXPECT_LT(testing::max_abs_diff(testing::tensor_f32(out, name), want), 1e-5) << s << " " << name;
     }
-    EXPECT_DOUBLE_EQ(state_file(out)["scale"].get<double>(), s);
+    EXPECT_EQ(state_file(out)["weights"], nlohmann::json::array({s, s}));
   }
 }
 
-TEST(MergeCli, TiesTopKKeepsThatShareOfEachTaskVector) {
+TEST(MergeCli, ContinualTiesDensityKeepsThatShareOfEachTaskVector) {
   // Continual TIES adds the first task vector untrimmed (fusion_bench), so the first model
   // here is the base itself: the merged task vector is then s * trim(tau_b) alone, and its
-  // nonzero entries are exactly the ones --top-k kept: floor(d k / 100) + 1 of each tensor's d
-  // (merge/ties.h: the threshold entry survives), the largest |tau_b|.
+  // nonzero entries are exactly the ones --density kept: floor(d k / 100) + 1 of each
+  // tensor's d (merge/ties.h: the threshold entry survives), the largest |tau_b|.
   TempDir dir;
   write_small(dir / "base", -1);
   write_small(dir / "same", -1);
   write_small(dir / "b", 0);
   for (const int k : {25, 50, 100}) {
     const std::string out = dir / ("top" + std::to_string(k));
-    const CommandResult r = run(dir, "merge ties --base " + q(dir / "base") + " --add " + q(dir / "same") + " " +
-                                         q(dir / "b") + " --top-k " + std::to_string(k) + " --scale 2 -o " + q(out));
+    const CommandResult r = run(dir, "merge continual-ties --base " + q(dir / "base") + " --add " + q(dir / "same") + " " +
+                                         q(dir / "b") + " --density " + std::to_string(k / 100.0) + " --scale 2 -o " + q(out));
     ASSERT_EQ(r.status, 0) << r.err;
     for (const auto& [name, shape] : kSmall) {
       const auto base = testing::tensor_f32(dir / "base", name), b = testing::tensor_f32(dir / "b", name),
@@ -180,19 +197,19 @@ TEST(MergeCli, TiesTopKKeepsThatShareOfEachTaskVector) {
       EXPECT_EQ(kept, std::min(d, static_cast<size_t>(std::floor(d * (k / 100.0))) + 1)) << k << "% of " << name;
       EXPECT_GT(smallest_kept, largest_dropped) << k << "% of " << name;
     }
-    EXPECT_DOUBLE_EQ(state_file(out)["top_k"].get<double>(), k / 100.0);
+    EXPECT_DOUBLE_EQ(state_file(out)["density"].get<double>(), k / 100.0);
   }
 }
 
 TEST(MergeCli, ShuffleMergesInAnOrderDrawnFromTheSeed) {
-  // TIES depends on the order models arrive in, so the order can be seen in the weights.
+  // Continual TIES depends on the order models arrive in, so the order can be seen in the weights.
   TempDir dir;
   write_small(dir / "base", -1);
   const std::vector<std::string> given{dir / "a", dir / "b", dir / "c"};
   for (int i = 0; i < 3; ++i) write_small(given[static_cast<size_t>(i)], i);
   const std::string add = " --add " + q(given[0]) + " " + q(given[1]) + " " + q(given[2]);
   auto merge_ties = [&](const std::string& out, const std::string& args) {
-    const CommandResult r = run(dir, "merge ties --json --base " + q(dir / "base") + args + " -o " + q(dir / out));
+    const CommandResult r = run(dir, "merge continual-ties --json --base " + q(dir / "base") + args + " -o " + q(dir / out));
     EXPECT_EQ(r.status, 0) << r.err;
     return nlohmann::json::parse(r.out)["added"].get<std::vector<std::string>>();
   };
@@ -223,6 +240,82 @@ TEST(MergeCli, ShuffleMergesInAnOrderDrawnFromTheSeed) {
   // Without --shuffle a seed changes nothing.
   EXPECT_EQ(merge_ties("seed-only", add + " --seed " + moved_seed), given);
   EXPECT_TRUE(weights("seed-only") == weights("plain"));
+}
+
+TEST(MergeCli, PerModelWeightsAndTheirState) {
+  TempDir dir;
+  write_small(dir / "base", -1);
+  write_small(dir / "a", 0);
+  write_small(dir / "b", 1);
+  write_small(dir / "c", 2);
+  // task-arithmetic: base + 0.7 tau_a - 0.2 tau_b, then continued with c at --scale 0.4.
+  CommandResult r = run(dir, "merge task-arithmetic --base " + q(dir / "base") + " --add " + q(dir / "a") + " " +
+                                 q(dir / "b") + " --weight 0.7 -0.2 -o " + q(dir / "ab"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = run(dir, "merge task-arithmetic --base " + q(dir / "base") + " --add " + q(dir / "c") + " --scale 0.4 --state " +
+                   q(dir / "ab") + " -o " + q(dir / "abc"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(state_file(dir / "abc")["weights"], nlohmann::json::array({0.7, -0.2, 0.4}));
+  EXPECT_EQ(state_file(dir / "abc")["model_fingerprints"].size(), 3u);
+  for (const auto& [name, shape] : kSmall) {
+    const auto base = testing::tensor_f32(dir / "base", name), a = testing::tensor_f32(dir / "a", name),
+               b = testing::tensor_f32(dir / "b", name), c = testing::tensor_f32(dir / "c", name);
+    std::vector<float> want(base.size());
+    for (size_t i = 0; i < base.size(); ++i)
+      want[i] = static_cast<float>(base[i] + 0.7 * (double(a[i]) - base[i]) - 0.2 * (double(b[i]) - base[i]) +
+                                   0.4 * (double(c[i]) - base[i]));
+    EXPECT_LT(testing::max_abs_diff(testing::tensor_f32(dir / "abc", name), want), 1e-6) << name;
+  }
+  // average without --base, weighted: (a + 3 b) / 4; continued with c (weight 4): (a + 3 b + 4 c) / 8.
+  r = run(dir, "merge average --add " + q(dir / "a") + " " + q(dir / "b") + " --weight 1 3 -o " + q(dir / "avg"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = run(dir, "merge average --add " + q(dir / "c") + " --weight 4 --state " + q(dir / "avg") + " -o " + q(dir / "avg3"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const auto& [name, shape] : kSmall) {
+    const auto a = testing::tensor_f32(dir / "a", name), b = testing::tensor_f32(dir / "b", name),
+               c = testing::tensor_f32(dir / "c", name);
+    std::vector<float> two(a.size()), three(a.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      two[i] = static_cast<float>((double(a[i]) + 3.0 * b[i]) / 4);
+      three[i] = static_cast<float>((double(a[i]) + 3.0 * b[i] + 4.0 * c[i]) / 8);
+    }
+    EXPECT_LT(testing::max_abs_diff(testing::tensor_f32(dir / "avg", name), two), 1e-6) << name;
+    EXPECT_LT(testing::max_abs_diff(testing::tensor_f32(dir / "avg3", name), three), 1e-6) << name;
+  }
+  // The same model twice in one run is refused unless --allow-repeat.
+  r = run(dir, "merge average --add " + q(dir / "a") + " " + q(dir / "a") + " -o " + q(dir / "twice"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("is given twice"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "twice"));
+}
+
+TEST(MergeCli, TiesIsThePapersAndDoesNotDependOnOrder) {
+  TempDir dir;
+  write_small(dir / "base", -1);
+  for (int i = 0; i < 3; ++i) write_small(dir / ("m" + std::to_string(i)), i);
+  const std::string models = q(dir / "m0") + " " + q(dir / "m1") + " " + q(dir / "m2"),
+                    reversed = q(dir / "m2") + " " + q(dir / "m1") + " " + q(dir / "m0");
+  CommandResult r = run(dir, "merge ties --base " + q(dir / "base") + " --add " + models + " --density 0.4 -o " + q(dir / "fwd"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("ties: merged 3 model(s)"), std::string::npos) << r.out;
+  r = run(dir, "merge ties --base " + q(dir / "base") + " --add " + reversed + " --density 0.4 -o " + q(dir / "rev"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const auto& [name, shape] : kSmall)
+    EXPECT_EQ(testing::tensor_f32(dir / "fwd", name), testing::tensor_f32(dir / "rev", name)) << name;
+  // The YAML it ran is beside the weights, and running it again gives the same bytes.
+  const std::string yaml = testing::read_file(dir / "fwd/mergekit_config.yml");
+  EXPECT_NE(yaml.find("merge_method: ties"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("density: 0.4"), std::string::npos) << yaml;
+  r = run(dir, "merge --config " + q(dir / "fwd/mergekit_config.yml") + " -o " + q(dir / "again"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(testing::safetensors_data(dir / "again/model.safetensors") == testing::safetensors_data(dir / "fwd/model.safetensors"));
+  // A bad configuration: one line naming the file and key, exit 1, nothing written.
+  std::ofstream(dir / "bad.yml") << "merge_method: ties\nbase_model: x\nmodel:\n  - model: y\n";
+  r = run(dir, "merge --config " + q(dir / "bad.yml") + " -o " + q(dir / "bad"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("bad.yml: model: unknown key"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "bad"));
 }
 
 }  // namespace

@@ -1,0 +1,196 @@
+#include "merge/merge_methods.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "io/error.h"
+
+namespace modelpress::merge {
+namespace {
+
+// splitmix64's finalizer: a counter-based generator, one independent draw per (key, index).
+uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+double dot(std::span<const float> a, std::span<const float> b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += static_cast<double>(a[i]) * b[i];
+  return s;
+}
+
+void check_sizes(size_t n, const std::vector<std::vector<float>>& vs, const char* what) {
+  for (const auto& v : vs)
+    if (v.size() != n) throw Error(std::string(what) + ": tensors of different sizes");
+}
+
+}  // namespace
+
+void trim_by_magnitude(std::span<float> delta, double density) {
+  const size_t n = delta.size();
+  if (density >= 1 || n == 0) return;
+  // At least one entry survives a positive density (mergekit: k = max(1, int(density n))).
+  const size_t k = std::max<size_t>(1, static_cast<size_t>(std::floor(density * static_cast<double>(n))));
+  if (k >= n) return;
+  std::vector<uint32_t> order(n);
+  std::iota(order.begin(), order.end(), 0u);
+  // The k largest magnitudes, lower index first among equals: a strict weak order, so the
+  // kept set is fully determined.
+  const auto larger = [&](uint32_t a, uint32_t b) {
+    const float ma = std::fabs(delta[a]), mb = std::fabs(delta[b]);
+    return ma != mb ? ma > mb : a < b;
+  };
+  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k - 1), order.end(), larger);
+  std::vector<uint8_t> keep(n, 0);
+  for (size_t i = 0; i < k; ++i) keep[order[i]] = 1;
+  for (size_t i = 0; i < n; ++i)
+    if (!keep[i]) delta[i] = 0.0f;
+}
+
+uint64_t dare_stream(const std::string& tensor, size_t model_index) {
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over the name, then the model index mixed in
+  for (unsigned char c : tensor) h = (h ^ c) * 0x100000001b3ull;
+  return mix64(h ^ mix64(model_index + 1));
+}
+
+void dare_drop(std::span<float> delta, double density, bool rescale, uint64_t seed, uint64_t stream) {
+  if (density >= 1) return;
+  const uint64_t key = mix64(seed ^ mix64(stream));
+  const float gain = rescale ? static_cast<float>(1.0 / density) : 1.0f;
+  for (size_t i = 0; i < delta.size(); ++i) {
+    // 53 random bits as a uniform double in [0, 1): kept when below the density.
+    const double u = static_cast<double>(mix64(key + 0x9E3779B97F4A7C15ull * (i + 1)) >> 11) * 0x1.0p-53;
+    delta[i] = u < density ? delta[i] * gain : 0.0f;
+  }
+}
+
+std::vector<float> task_arithmetic_merge(std::span<const float> base, std::vector<std::vector<float>>& deltas,
+                                         std::span<const double> weights, std::span<const double> densities,
+                                         const TaskArithmeticOptions& o, const std::string& tensor) {
+  const size_t n = base.size(), m = deltas.size();
+  check_sizes(n, deltas, "task arithmetic");
+  if (weights.size() != m || (o.sparsify != Sparsify::None && densities.size() != m))
+    throw Error("task arithmetic: one weight and one density per model");
+  for (size_t i = 0; i < m; ++i) {
+    if (o.sparsify == Sparsify::Magnitude) {
+      double before = 0, after = 0;
+      for (float v : deltas[i]) before += std::fabs(v);
+      trim_by_magnitude(deltas[i], densities[i]);
+      for (float v : deltas[i]) after += std::fabs(v);
+      // mergekit's `rescale` for magnitude trimming: the survivors scaled to the untrimmed L1 norm.
+      if (o.rescale && before >= 1e-7 && after >= 1e-7)
+        for (float& v : deltas[i]) v = static_cast<float>(v * (before / after));
+    }
+    if (o.sparsify == Sparsify::Random) dare_drop(deltas[i], densities[i], o.rescale, o.seed, dare_stream(tensor, i));
+  }
+  std::vector<float> out(n);
+  for (size_t e = 0; e < n; ++e) {
+    double mixed = 0, divisor = 0;
+    if (o.consensus) {
+      double total = 0;
+      for (size_t i = 0; i < m; ++i) total += weights[i] * deltas[i][e];
+      const int elected = total >= 0 ? 1 : -1;
+      for (size_t i = 0; i < m; ++i) {
+        const double wd = weights[i] * deltas[i][e];
+        const int sign = wd > 0 ? 1 : (wd < 0 ? -1 : 0);
+        if (sign != elected) continue;
+        mixed += wd;
+        divisor += weights[i];
+      }
+      if (divisor == 0) divisor = 1;
+    } else {
+      for (size_t i = 0; i < m; ++i) {
+        mixed += weights[i] * deltas[i][e];
+        divisor += weights[i];
+      }
+      if (std::fabs(divisor) < 1e-8) divisor = 1;
+    }
+    const double merged = o.normalize ? mixed / divisor : mixed;
+    out[e] = static_cast<float>(base[e] + o.lambda * merged);
+  }
+  return out;
+}
+
+std::vector<float> linear_merge(const std::vector<std::vector<float>>& tensors, std::span<const double> weights,
+                                bool normalize) {
+  if (tensors.empty() || weights.size() != tensors.size()) throw Error("linear: one weight per model");
+  const size_t n = tensors[0].size();
+  check_sizes(n, tensors, "linear");
+  double wsum = 0;
+  for (double w : weights) wsum += w;
+  if (normalize && std::fabs(wsum) < 1e-8)
+    throw Error("linear: the weights sum to zero; a normalized weighted mean is undefined");
+  std::vector<float> out(n);
+  for (size_t e = 0; e < n; ++e) {
+    double s = 0;
+    for (size_t i = 0; i < tensors.size(); ++i) s += weights[i] * tensors[i][e];
+    out[e] = static_cast<float>(normalize ? s / wsum : s);
+  }
+  return out;
+}
+
+std::vector<float> slerp_merge(double t, std::span<const float> v0, std::span<const float> v1) {
+  if (v0.size() != v1.size()) throw Error("slerp: tensors of different sizes");
+  const size_t n = v0.size();
+  const double n0 = std::sqrt(dot(v0, v0)), n1 = std::sqrt(dot(v1, v1));
+  // Directions; a vector under 1e-8 in norm stays as it is (mergekit's normalize()).
+  const double d0 = n0 > 1e-8 ? n0 : 1.0, d1 = n1 > 1e-8 ? n1 : 1.0;
+  const double cosine = dot(v0, v1) / (d0 * d1);
+  double c0, c1;
+  if (std::fabs(cosine) > 0.9995) {
+    c0 = 1 - t;
+    c1 = t;
+  } else {
+    const double theta = std::acos(cosine), sin_theta = std::sin(theta);
+    c0 = std::sin(theta - t * theta) / sin_theta;
+    c1 = std::sin(t * theta) / sin_theta;
+  }
+  std::vector<float> out(n);
+  for (size_t e = 0; e < n; ++e) out[e] = static_cast<float>(c0 * v0[e] + c1 * v1[e]);
+  return out;
+}
+
+std::vector<float> model_stock_merge(std::span<const float> base, const std::vector<std::vector<float>>& models,
+                                     bool filter_wise, int64_t rows) {
+  const size_t n = base.size(), m = models.size();
+  if (m < 2) throw Error("model_stock: needs at least two fine-tuned models besides the base");
+  check_sizes(n, models, "model_stock");
+  const size_t groups = filter_wise && rows > 0 ? static_cast<size_t>(rows) : 1;
+  if (n % groups != 0) throw Error("model_stock: the tensor's size is not a multiple of its rows");
+  const size_t len = n / groups;
+  std::vector<float> out(n);
+  std::vector<std::vector<double>> offset(m, std::vector<double>(len));
+  for (size_t g = 0; g < groups; ++g) {
+    const size_t at = g * len;
+    for (size_t i = 0; i < m; ++i)
+      for (size_t e = 0; e < len; ++e) offset[i][e] = static_cast<double>(models[i][at + e]) - base[at + e];
+    double cos_sum = 0;
+    size_t pairs = 0;
+    for (size_t i = 0; i < m; ++i)
+      for (size_t j = i + 1; j < m; ++j) {
+        double ij = 0, ii = 0, jj = 0;
+        for (size_t e = 0; e < len; ++e) {
+          ij += offset[i][e] * offset[j][e];
+          ii += offset[i][e] * offset[i][e];
+          jj += offset[j][e] * offset[j][e];
+        }
+        const double norms = std::max(std::sqrt(ii) * std::sqrt(jj), 1e-6);
+        cos_sum += std::clamp(ij / norms, -1.0, 1.0);
+        ++pairs;
+      }
+    const double cosine = cos_sum / static_cast<double>(pairs), count = static_cast<double>(m);
+    const double t = count * cosine / (1 + (count - 1) * cosine);
+    for (size_t e = 0; e < len; ++e) {
+      double mean = 0;
+      for (size_t i = 0; i < m; ++i) mean += models[i][at + e];
+      mean /= count;
+      out[at + e] = static_cast<float>(t * mean + (1 - t) * base[at + e]);
+    }
+  }
+  return out;
+}
+
+}  // namespace modelpress::merge
