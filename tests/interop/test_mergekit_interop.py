@@ -133,7 +133,7 @@ def test_passthrough_slices_load_in_transformers(models, modelpress):
     logits = {}
     for name, folder in (("mergekit", mk_out), ("modelpress", mp_out)):
         model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-        assert model.config.num_hidden_layers == 5
+        assert model.config.num_hidden_layers == 6  # layers 0-2 of ft0, then 1-3 of ft1
         with torch.no_grad():
             logits[name] = model(ids).logits
     assert torch.allclose(logits["modelpress"], logits["mergekit"], rtol=0, atol=1e-6 * float(logits["mergekit"].abs().max()))
