@@ -60,6 +60,7 @@ void dare_drop(std::span<float> delta, double density, bool rescale, uint64_t se
   if (density >= 1) return;
   const uint64_t key = mix64(seed ^ mix64(stream));
   const float gain = rescale ? static_cast<float>(1.0 / density) : 1.0f;
+#pragma omp parallel for schedule(static)
   for (size_t i = 0; i < delta.size(); ++i) {
     // 53 random bits as a uniform double in [0, 1): kept when below the density.
     const double u = static_cast<double>(mix64(key + 0x9E3779B97F4A7C15ull * (i + 1)) >> 11) * 0x1.0p-53;
@@ -87,6 +88,8 @@ std::vector<float> task_arithmetic_merge(std::span<const float> base, std::vecto
     if (o.sparsify == Sparsify::Random) dare_drop(deltas[i], densities[i], o.rescale, o.seed, dare_stream(tensor, i));
   }
   std::vector<float> out(n);
+  // Each entry on its own (a sum over models only): threads change nothing in the result.
+#pragma omp parallel for schedule(static)
   for (size_t e = 0; e < n; ++e) {
     double mixed = 0, divisor = 0;
     if (o.consensus) {
@@ -124,6 +127,7 @@ std::vector<float> linear_merge(const std::vector<std::vector<float>>& tensors, 
   if (normalize && std::fabs(wsum) < 1e-8)
     throw Error("linear: the weights sum to zero; a normalized weighted mean is undefined");
   std::vector<float> out(n);
+#pragma omp parallel for schedule(static)
   for (size_t e = 0; e < n; ++e) {
     double s = 0;
     for (size_t i = 0; i < tensors.size(); ++i) s += weights[i] * tensors[i][e];
@@ -149,6 +153,7 @@ std::vector<float> slerp_merge(double t, std::span<const float> v0, std::span<co
     c1 = std::sin(t * theta) / sin_theta;
   }
   std::vector<float> out(n);
+#pragma omp parallel for schedule(static)
   for (size_t e = 0; e < n; ++e) out[e] = static_cast<float>(c0 * v0[e] + c1 * v1[e]);
   return out;
 }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -316,6 +317,27 @@ TEST(MergeCli, TiesIsThePapersAndDoesNotDependOnOrder) {
   EXPECT_EQ(lines(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find("bad.yml: model: unknown key"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "bad"));
+}
+
+TEST(MergeCli, BatchMergeBytesDoNotDependOnTheThreadCount) {
+  TempDir dir;
+  write_small(dir / "base", -1);
+  for (int i = 0; i < 3; ++i) write_small(dir / ("m" + std::to_string(i)), i);
+  std::string yaml = "merge_method: dare_ties\nbase_model: " + (dir / "base") + "\nmodels:\n";
+  for (int i = 0; i < 3; ++i)
+    yaml += "  - {model: " + (dir / ("m" + std::to_string(i))) + ", parameters: {weight: 0.5, density: 0.3}}\n";
+  std::ofstream(dir / "dare.yml") << yaml;
+  std::vector<std::string> outputs;
+  for (const char* threads : {"1", "2", "5"}) {
+    ::setenv("OMP_NUM_THREADS", threads, 1);
+    const std::string out = dir / (std::string("t") + threads);
+    const CommandResult r = run(dir, "merge --config " + q(dir / "dare.yml") + " --seed 11 -o " + q(out));
+    ASSERT_EQ(r.status, 0) << r.err;
+    outputs.push_back(testing::safetensors_data(out + "/model.safetensors"));
+  }
+  ::unsetenv("OMP_NUM_THREADS");
+  EXPECT_TRUE(outputs[0] == outputs[1]);
+  EXPECT_TRUE(outputs[0] == outputs[2]);
 }
 
 }  // namespace
