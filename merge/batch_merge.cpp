@@ -1,5 +1,6 @@
 #include "merge/batch_merge.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -8,6 +9,7 @@
 #include "io/checkpoint.h"
 #include "io/checkpoint_writer.h"
 #include "io/error.h"
+#include "io/float_convert.h"
 #include "merge/layer_names.h"
 #include "merge/merge_methods.h"
 #include "merge/model_card.h"
@@ -140,12 +142,47 @@ class Planner {
   std::vector<std::string> order_;
 };
 
+// Conversions run in chunks on all cores: each element converts on its own, so the result
+// does not depend on the thread count.
+constexpr size_t kChunk = size_t{1} << 16;
+
 // Reads a source's tensor as f32, first rounded to the plan's dtype (mergekit casts on load).
-std::vector<float> load(const Model& m, const CheckpointTensor& t, const std::optional<DType>& dtype) {
-  Tensor x = m.ck.read(t);
-  if (dtype && x.dtype() != *dtype && dtype_is_float(x.dtype()))
-    return Tensor::from_f32(x.to_f32(), *dtype, t.shape).to_f32();
-  return x.to_f32();
+// Sets *finite to false when it holds NaN or Inf.
+std::vector<float> load(const Model& m, const CheckpointTensor& t, const std::optional<DType>& dtype, bool* finite) {
+  const Tensor x = m.ck.read(t);
+  const size_t n = static_cast<size_t>(x.numel()), in_size = dtype_size(x.dtype());
+  const bool recast = dtype && x.dtype() != *dtype;
+  std::vector<float> out(n);
+  const std::byte* src = x.data();
+  const auto chunks = static_cast<std::ptrdiff_t>((n + kChunk - 1) / kChunk);
+  bool bad = false;
+#pragma omp parallel for schedule(static) reduction(|| : bad)
+  for (std::ptrdiff_t c = 0; c < chunks; ++c) {
+    const size_t at = static_cast<size_t>(c) * kChunk, len = std::min(kChunk, n - at);
+    float* dst = out.data() + at;
+    convert_to_f32(x.dtype(), src + at * in_size, dst, len);
+    if (recast) {
+      std::vector<std::byte> narrow(len * dtype_size(*dtype));
+      convert_from_f32(*dtype, dst, narrow.data(), len);
+      convert_to_f32(*dtype, narrow.data(), dst, len);
+    }
+    for (size_t i = 0; i < len; ++i) bad = bad || !std::isfinite(dst[i]);
+  }
+  *finite = !bad;
+  return out;
+}
+
+Tensor store(const std::vector<float>& v, DType dtype, const Shape& shape) {
+  Tensor t = Tensor::zeros(dtype, shape);
+  std::byte* dst = t.mutable_data();
+  const size_t n = v.size(), size = dtype_size(dtype);
+  const auto chunks = static_cast<std::ptrdiff_t>((n + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(static)
+  for (std::ptrdiff_t c = 0; c < chunks; ++c) {
+    const size_t at = static_cast<size_t>(c) * kChunk;
+    convert_from_f32(dtype, v.data() + at, dst + at * size, std::min(kChunk, n - at));
+  }
+  return t;
 }
 
 struct Resolved {
@@ -245,7 +282,11 @@ std::vector<float> merge_job(const MergePlan& plan, const Job& job, std::vector<
       throw Error(r.where() + ": density " + std::to_string(d) + " for " + sources[index[k]].model +
                   " is outside (0, 1] (a fraction of the entries kept, not a percent)");
     densities.push_back(d);
-    for (size_t e = 0; e < others[k].size(); ++e) others[k][e] -= x[base][e];
+    float* delta = others[k].data();
+    const float* b = x[base].data();
+    const auto n = static_cast<std::ptrdiff_t>(others[k].size());
+#pragma omp parallel for schedule(static)
+    for (std::ptrdiff_t e = 0; e < n; ++e) delta[e] -= b[e];
   }
   if (others.empty()) return std::move(x[base]);
   return task_arithmetic_merge(x[base], others, weights, densities, o, job.name);
@@ -306,16 +347,16 @@ BatchMergeReport run_batch_merge(const MergePlan& plan, const std::string& out, 
                     job.models[0]->path + "'s " + first->name + " is " + shape_to_string(first->shape));
       }
       if (!dtype_is_float(t->dtype)) break;  // integer buffers are copied from the first source
-      x.push_back(load(*job.models[j], *t, plan.dtype));
-      for (float v : x.back())
-        if (!std::isfinite(v)) throw Error(job.models[j]->path + ": tensor " + t->name + " holds NaN or Inf");
+      bool finite = true;
+      x.push_back(load(*job.models[j], *t, plan.dtype, &finite));
+      if (!finite) throw Error(job.models[j]->path + ": tensor " + t->name + " holds NaN or Inf");
     }
     if (!dtype_is_float(first->dtype)) {
       writer.append(job.name, job.models[0]->ck.read(*first));
       continue;
     }
     const std::vector<float> merged = merge_job(plan, job, std::move(x), options);
-    writer.append(job.name, Tensor::from_f32(merged, out_dtype.value_or(first->dtype), first->shape));
+    writer.append(job.name, store(merged, out_dtype.value_or(first->dtype), first->shape));
   }
   report.tensors = jobs.size();
 

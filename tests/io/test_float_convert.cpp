@@ -192,6 +192,22 @@ TEST(FloatConvertBF16, EncodeKnownValues) {
       f32_to_bf16);
 }
 
+TEST(FloatConvertBF16, BulkEqualsScalar) {
+  // convert_from_f32's BF16 path is bit arithmetic of its own: every 65521st f32 bit pattern
+  // (all signs, exponents, NaN payloads) and each pattern's neighbourhood of the rounding
+  // boundary (low 16 bits 0x7fff, 0x8000, 0x8001) against f32_to_bf16.
+  std::vector<float> in;
+  for (uint64_t b = 0; b <= 0xffffffffull; b += 65521) {
+    in.push_back(std::bit_cast<float>(static_cast<uint32_t>(b)));
+    for (uint32_t low : {0x7fffu, 0x8000u, 0x8001u, 0xffffu, 0x0001u})
+      in.push_back(std::bit_cast<float>((static_cast<uint32_t>(b) & 0xffff0000u) | low));
+  }
+  std::vector<uint16_t> bulk(in.size());
+  convert_from_f32(DType::BF16, in.data(), bulk.data(), in.size());
+  for (size_t i = 0; i < in.size(); ++i)
+    ASSERT_EQ(bulk[i], f32_to_bf16(in[i])) << std::hex << std::bit_cast<uint32_t>(in[i]);
+}
+
 TEST(FloatConvertBF16, DecodeKnownValues) {
   check_decode({{0x0000, 0.0f, "+0"},
                 {0x8000, -0.0f, "-0"},
