@@ -289,7 +289,7 @@ std::vector<float> merge_job(const MergePlan& plan, const Job& job, std::vector<
     for (std::ptrdiff_t e = 0; e < n; ++e) delta[e] -= b[e];
   }
   if (others.empty()) return std::move(x[base]);
-  return task_arithmetic_merge(x[base], others, weights, densities, o, job.name);
+  return task_arithmetic_merge(std::move(x[base]), others, weights, densities, o, job.name);
 }
 
 }  // namespace

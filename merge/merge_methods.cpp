@@ -1,7 +1,9 @@
 #include "merge/merge_methods.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <functional>
 #include <numeric>
 
 #include "io/error.h"
@@ -27,6 +29,23 @@ void check_sizes(size_t n, const std::vector<std::vector<float>>& vs, const char
     if (v.size() != n) throw Error(std::string(what) + ": tensors of different sizes");
 }
 
+// The k-th largest |v| (1-based k <= v.size()): the top 16 bits of the magnitudes' patterns
+// by histogram pick the bucket holding it, the low 16 bits within that bucket the value.
+float kth_largest_magnitude(std::span<const float> v, size_t k) {
+  const auto key = [](float x) { return std::bit_cast<uint32_t>(x) & 0x7fffffffu; };
+  std::vector<uint64_t> hist(65536, 0);
+  for (float x : v) ++hist[key(x) >> 16];
+  uint32_t high = 65535;
+  size_t above = 0;  // entries in buckets above `high`
+  while (above + hist[high] < k) above += hist[high--];
+  std::fill(hist.begin(), hist.end(), 0);
+  for (float x : v)
+    if ((key(x) >> 16) == high) ++hist[key(x) & 0xffffu];
+  uint32_t low = 65535;
+  while (above + hist[low] < k) above += hist[low--];
+  return std::bit_cast<float>((high << 16) | low);
+}
+
 }  // namespace
 
 void trim_by_magnitude(std::span<float> delta, double density) {
@@ -35,19 +54,21 @@ void trim_by_magnitude(std::span<float> delta, double density) {
   // At least one entry survives a positive density (mergekit: k = max(1, int(density n))).
   const size_t k = std::max<size_t>(1, static_cast<size_t>(std::floor(density * static_cast<double>(n))));
   if (k >= n) return;
-  std::vector<uint32_t> order(n);
-  std::iota(order.begin(), order.end(), 0u);
-  // The k largest magnitudes, lower index first among equals: a strict weak order, so the
-  // kept set is fully determined.
-  const auto larger = [&](uint32_t a, uint32_t b) {
-    const float ma = std::fabs(delta[a]), mb = std::fabs(delta[b]);
-    return ma != mb ? ma > mb : a < b;
-  };
-  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k - 1), order.end(), larger);
-  std::vector<uint8_t> keep(n, 0);
-  for (size_t i = 0; i < k; ++i) keep[order[i]] = 1;
-  for (size_t i = 0; i < n; ++i)
-    if (!keep[i]) delta[i] = 0.0f;
+  // The k-th largest magnitude by a two-pass radix select on the magnitudes' bit patterns
+  // (monotone in the value for non-negative floats): no copy of the tensor, linear time.
+  const float threshold = kth_largest_magnitude(delta, k);
+  size_t above = 0;
+  for (size_t i = 0; i < n; ++i) above += std::fabs(delta[i]) > threshold;
+  size_t equal_left = k - above;
+  for (size_t i = 0; i < n; ++i) {
+    const float a = std::fabs(delta[i]);
+    if (a > threshold) continue;
+    if (a == threshold && equal_left > 0) {
+      --equal_left;
+      continue;
+    }
+    delta[i] = 0.0f;
+  }
 }
 
 uint64_t dare_stream(const std::string& tensor, size_t model_index) {
@@ -68,26 +89,31 @@ void dare_drop(std::span<float> delta, double density, bool rescale, uint64_t se
   }
 }
 
-std::vector<float> task_arithmetic_merge(std::span<const float> base, std::vector<std::vector<float>>& deltas,
+std::vector<float> task_arithmetic_merge(std::vector<float> base, std::vector<std::vector<float>>& deltas,
                                          std::span<const double> weights, std::span<const double> densities,
                                          const TaskArithmeticOptions& o, const std::string& tensor) {
   const size_t n = base.size(), m = deltas.size();
   check_sizes(n, deltas, "task arithmetic");
   if (weights.size() != m || (o.sparsify != Sparsify::None && densities.size() != m))
     throw Error("task arithmetic: one weight and one density per model");
+  // Each model's task vector is sparsified on its own: one thread per model (inner loops
+  // then run on one thread; nothing depends on which thread ran it).
+#pragma omp parallel for schedule(dynamic, 1) if (o.sparsify == Sparsify::Magnitude && m > 1)
   for (size_t i = 0; i < m; ++i) {
     if (o.sparsify == Sparsify::Magnitude) {
       double before = 0, after = 0;
-      for (float v : deltas[i]) before += std::fabs(v);
+      if (o.rescale)
+        for (float v : deltas[i]) before += std::fabs(v);
       trim_by_magnitude(deltas[i], densities[i]);
-      for (float v : deltas[i]) after += std::fabs(v);
+      if (o.rescale)
+        for (float v : deltas[i]) after += std::fabs(v);
       // mergekit's `rescale` for magnitude trimming: the survivors scaled to the untrimmed L1 norm.
       if (o.rescale && before >= 1e-7 && after >= 1e-7)
         for (float& v : deltas[i]) v = static_cast<float>(v * (before / after));
     }
     if (o.sparsify == Sparsify::Random) dare_drop(deltas[i], densities[i], o.rescale, o.seed, dare_stream(tensor, i));
   }
-  std::vector<float> out(n);
+  std::vector<float>& out = base;  // each entry is read before it is written: merged in place
   if (!o.consensus) {
     // The plain weighted sum: model by model over a block of entries (contiguous, so the
     // compiler vectorizes it), the same additions in the same order as entry by entry.
@@ -108,7 +134,7 @@ std::vector<float> task_arithmetic_merge(std::span<const float> base, std::vecto
       }
       for (size_t e = 0; e < len; ++e) out[at + e] = static_cast<float>(base[at + e] + o.lambda * (acc[e] / scale));
     }
-    return out;
+    return std::move(out);
   }
   // TIES' sign election: each entry on its own (a sum over models only), so threads change
   // nothing in the result.
@@ -129,7 +155,7 @@ std::vector<float> task_arithmetic_merge(std::span<const float> base, std::vecto
     const double merged = o.normalize ? mixed / divisor : mixed;
     out[e] = static_cast<float>(base[e] + o.lambda * merged);
   }
-  return out;
+  return std::move(out);
 }
 
 std::vector<float> linear_merge(const std::vector<std::vector<float>>& tensors, std::span<const double> weights,

@@ -51,8 +51,8 @@ struct TaskArithmeticOptions {
 //   theta     = theta_0 + lambda * (normalize ? mixed / divisor : mixed)
 // `deltas` are consumed (sparsified in place). densities: one per model (ignored without
 // sparsification). tensor: the name DARE's stream is keyed by. Returns theta in f32 from a
-// double accumulation.
-std::vector<float> task_arithmetic_merge(std::span<const float> base, std::vector<std::vector<float>>& deltas,
+// double accumulation, computed in place of `base` (pass it with std::move to save a copy).
+std::vector<float> task_arithmetic_merge(std::vector<float> base, std::vector<std::vector<float>>& deltas,
                                          std::span<const double> weights, std::span<const double> densities,
                                          const TaskArithmeticOptions& options, const std::string& tensor);
 
