@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: sets up, builds (Release, CUDA code compiled where nvcc exists), runs
 # the suite with CTest, then builds and runs it again under AddressSanitizer and
-# UndefinedBehaviorSanitizer. CUDA tests skip without a GPU. The interop tests run in the
+# UndefinedBehaviorSanitizer, and runs every fuzz target briefly (scripts/fuzz.sh --ci). CUDA
+# tests skip without a GPU. The interop tests run in the
 # environment setup.sh makes, strictly: a skipped interop test fails the run unless its
 # reason is on tests/interop/allowed_skips.txt (docs/TESTING.md).
 set -euo pipefail
@@ -25,3 +26,6 @@ BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo scripts/build.sh -DMODELPRESS_SAN
 echo "== tests (sanitizers)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+echo "== fuzz targets (libFuzzer, brief and deterministic)"
+scripts/fuzz.sh --ci

@@ -18,7 +18,8 @@ apt_packages=(g++ cmake ninja-build pkg-config libeigen3-dev libcli11-dev
               nlohmann-json3-dev libonnx-dev libprotobuf-dev protobuf-compiler
               liblapacke-dev libopenblas-dev
               libicu-dev libyaml-cpp-dev)
-$main_only || apt_packages+=(libgtest-dev libgmock-dev time chromium)
+# clang, libclang-rt-dev: the libFuzzer targets (fuzz/, scripts/fuzz.sh).
+$main_only || apt_packages+=(libgtest-dev libgmock-dev time chromium clang libclang-rt-dev)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

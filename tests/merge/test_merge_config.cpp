@@ -143,6 +143,12 @@ TEST(MergeConfig, EveryMistakeIsNamed) {
   EXPECT_NE(error_of("merge_method: ties\nmodels: [{model: a}]\ndtype: float8").find("dtype"), std::string::npos);
   EXPECT_NE(error_of("merge_method: ties\nmodels: [{model: a+lora}]").find("LoRA"), std::string::npos);
   EXPECT_NE(error_of("merge_method: ties\nmodels: [{model: a}]\ntokenizer_source: union").find("union"), std::string::npos);
+  // Found by fuzz/fuzz_merge_config.cpp: YAML keys that are not strings (once an uncaught
+  // yaml-cpp exception); fuzz/regressions/merge_config/key-not-a-string is the input.
+  EXPECT_NE(error_of("? : \xec" "f[").find("not a plain string"), std::string::npos);
+  EXPECT_NE(error_of("merge_method: ties\n? [a, b]\n: c\n").find("not a plain string"), std::string::npos);
+  EXPECT_NE(error_of("merge_method: ties\nmodels:\n  - model: a\n    parameters: {? {x: 1} : 2}\n").find("not a plain string"),
+            std::string::npos);
 }
 
 TEST(MergeConfig, ReadingAMissingFileNamesIt) {
