@@ -48,7 +48,7 @@ nlohmann::json read_json_file(const std::string& path) {
   if (!f) fail_file(path, "cannot open");
   try {
     return nlohmann::json::parse(f);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e999
     fail_file(path, "not valid JSON (" + std::string(e.what()) + ")");
   }
 }

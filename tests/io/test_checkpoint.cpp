@@ -270,6 +270,16 @@ TEST(Checkpoint, IndexThatIsNotJsonIsAnError) {
   EXPECT_NE(msg.find("model.safetensors.index.json: not valid JSON"), std::string::npos) << msg;
 }
 
+TEST(Checkpoint, ConfigWithANumberPastDoubleIsAnError) {
+  // nlohmann reports 1e999 as out_of_range, not parse_error (the safetensors header had the
+  // same hole, found by fuzzing): both are one-line errors naming the file.
+  TempDir dir;
+  write_synthetic_checkpoint(dir / "m", tiny());
+  write_file(dir / "m/config.json", "{\"rope_theta\": 1e999}");
+  const std::string msg = error_of([&] { Checkpoint::open(dir / "m"); });
+  EXPECT_NE(msg.find("config.json: not valid JSON"), std::string::npos) << msg;
+}
+
 TEST(Checkpoint, FolderWithoutWeightsIsAnError) {
   TempDir dir;
   write_file(dir / "config.json", "{}");

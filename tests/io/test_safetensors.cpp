@@ -863,6 +863,11 @@ TEST_F(SafetensorsBadInput, HeaderLengthHuge) {
 
 TEST_F(SafetensorsBadInput, HeaderNotJson) { expect_open_fails(bad("{\"a\": nope"), "header is not valid JSON"); }
 
+// Found by fuzz/fuzz_gguf.cpp (fuzz/regressions/safetensors/number-past-double): a number
+// past double's range is nlohmann's out_of_range, not a parse_error, and escaped the reader.
+TEST_F(SafetensorsBadInput, HeaderNumberPastDouble) {
+  expect_open_fails(bad("{\"a\": 3333333333e33300000000000000000072945}"), "header is not valid JSON");
+}
 TEST_F(SafetensorsBadInput, HeaderEmpty) { expect_open_fails(bad(""), "header is not valid JSON"); }
 
 TEST_F(SafetensorsBadInput, HeaderJsonArray) {
