@@ -141,6 +141,8 @@ void set_continual(CLI::App& merge, merge::MergeMethod method, const std::string
       throw CLI::ValidationError("--scale", "must be a finite number");
     for (double w : opts->weight)
       if (!std::isfinite(w)) throw CLI::ValidationError("--weight", "must be finite numbers");
+    if (!opts->weight.empty() && scale_option && scale_option->count() > 0)
+      throw CLI::ValidationError("--weight", "give --scale (one for all) or --weight (one per model), not both");
     if (!opts->weight.empty() && opts->weight.size() != opts->add.size())
       throw CLI::ValidationError("--weight", "give one weight per --add model (" + std::to_string(opts->add.size()) + ")");
     if (!(opts->density > 0 && opts->density <= 1))

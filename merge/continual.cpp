@@ -175,11 +175,20 @@ ContinualReport merge_continual(const std::string& base_path, const std::vector<
     state.base_fingerprint = fingerprint;
   }
 
-  std::vector<std::string> order = model_paths;
+  // --shuffle permutes the models, and their weights with them.
+  std::vector<size_t> perm(model_paths.size());
+  for (size_t i = 0; i < perm.size(); ++i) perm[i] = i;
   if (options.shuffle) {
     uint64_t x = options.seed;
-    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[splitmix(x) % i]);
+    for (size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[splitmix(x) % i]);
   }
+  std::vector<std::string> order;
+  std::vector<double> ordered_weights;
+  for (size_t i : perm) {
+    order.push_back(model_paths[i]);
+    if (!weights.empty()) ordered_weights.push_back(weights[i]);
+  }
+  weights = ordered_weights;
   std::vector<Checkpoint> models;
   std::vector<std::string> fingerprints;
   models.reserve(order.size());
@@ -197,13 +206,6 @@ ContinualReport merge_continual(const std::string& base_path, const std::vector<
     for (size_t i = 0; i + 1 < fingerprints.size(); ++i)
       if (fingerprints[i] == fingerprints.back())
         fail_file(p, "is given twice (same fingerprint as " + order[i] + "); pass --allow-repeat to merge it twice");
-  }
-  // --shuffle reorders the models; their weights go with them.
-  if (options.shuffle && !weights.empty()) {
-    std::vector<double> w(order.size());
-    for (size_t i = 0; i < order.size(); ++i)
-      w[i] = weights[std::find(model_paths.begin(), model_paths.end(), order[i]) - model_paths.begin()];
-    weights = w;
   }
 
   ContinualReport report;
@@ -241,7 +243,8 @@ ContinualReport merge_continual(const std::string& base_path, const std::vector<
     const std::vector<float> b = base.read(t).to_f32();
     // Checked here so that a non-finite base is named as such, not blamed on every task model.
     for (float v : b)
-      if (!std::isfinite(v)) throw Error(base_path + ": tensor " + t.name + " of the base holds NaN or Inf");
+      if (!std::isfinite(v))
+        throw Error(reference_path + ": tensor " + t.name + (base_path.empty() ? "" : " of the base") + " holds NaN or Inf");
     std::vector<float> cur;  // running merged tensor (continual TIES) or S_t (OPCM)
     bool have = false;
     if (previous) {

@@ -89,6 +89,7 @@ TEST(MergeCli, UsageErrorsExitTwo) {
                                  "merge task-arithmetic --base b --add a -o x --scale nan",
                                  "merge task-arithmetic --base b --add a -o x --scale inf",
                                  "merge task-arithmetic --base b --add a c -o x --weight 1",
+                                 "merge task-arithmetic --base b --add a -o x --weight 1 --scale 2",
                                  "merge average --add a c -o x --weight 1 nan",
                                  "merge ties --base b --add a -o x --weight nan",
                                  "merge --config c.yml", "merge --config c.yml -o x opcm --base b --add a",
